@@ -1,0 +1,100 @@
+//! One trait per outside thing the domain needs. Adapters (crius-sys, crius-monitor, the binary's
+//! state store) implement them; unit tests use the fakes in `ports::fake`.
+//!
+//! The domain is synchronous: the gRPC layer runs each mutating call on a blocking thread, where
+//! it completes (or rolls back) even when the client gives up.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::sandbox::model::{NewNamespaces, PodRecord, PodResources, ProcRef};
+
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
+pub mod image;
+
+pub use image::ImageStore;
+
+/// Where pod records live (pods/<id>/state.json), written atomically.
+pub trait PodStateStore: Send + Sync {
+    fn save(&self, pod: &PodRecord) -> Result<()>;
+    /// Every record that can be read; an unreadable one is reported by the adapter and skipped.
+    fn load_all(&self) -> Result<Vec<PodRecord>>;
+    /// Idempotent: a missing record is success.
+    fn delete(&self, id: &str) -> Result<()>;
+}
+
+/// The per-pod files the containers will mount.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxFileSet {
+    pub hostname: String,
+    pub hosts: String,
+    pub resolv_conf: String,
+}
+
+/// The pod's directories, files and /dev/shm on the host.
+pub trait PodFiles: Send + Sync {
+    /// Creates the pod's directories and writes its files. Undo: `remove`.
+    fn create(&self, pod_id: &str, files: &SandboxFileSet) -> Result<()>;
+    /// Mounts the pod's /dev/shm tmpfs. Undo: `unmount_shm`.
+    fn mount_shm(&self, pod_id: &str, size_bytes: u64) -> Result<()>;
+    /// Idempotent.
+    fn unmount_shm(&self, pod_id: &str) -> Result<()>;
+    /// Removes every directory of the pod. Idempotent.
+    fn remove(&self, pod_id: &str) -> Result<()>;
+    /// Files that pods inherit from the node, read when a pod starts (they can change).
+    fn host_resolv_conf(&self) -> Result<String>;
+    fn host_hosts(&self) -> Result<String>;
+    fn host_hostname(&self) -> Result<String>;
+}
+
+/// What the per-pod monitor is asked to set up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorSpec {
+    pub pod_id: String,
+    pub namespaces: NewNamespaces,
+    /// Set in a new UTS namespace.
+    pub hostname: Option<String>,
+    /// (path under /proc/sys, value), applied inside the pod's namespaces.
+    pub sysctls: Vec<(String, String)>,
+    /// The cgroup parent from the pod config ("" places the pod init nowhere special).
+    pub cgroup_parent: String,
+    /// IPv6 duplicate address detection in a new netns (off by default: it delays pod start).
+    pub ipv6_dad: bool,
+}
+
+/// A started monitor waiting for the daemon to record it. Dropping it without `commit` makes the
+/// monitor undo everything it made, so a daemon that dies before recording the pod leaks nothing.
+pub trait PendingMonitor: Send {
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// The per-pod monitor process, its pod init, the pinned namespaces and the pod cgroup.
+pub trait PodMonitor: Send + Sync {
+    /// Paths the pod will use (pinned namespaces, cgroup), known before anything is made so they
+    /// can be recorded first.
+    fn plan(&self, spec: &MonitorSpec) -> Result<PodResources>;
+    /// Starts the monitor; returns the planned resources with the monitor and init processes.
+    fn start(&self, spec: &MonitorSpec) -> Result<(PodResources, Box<dyn PendingMonitor>)>;
+    /// Stops the monitor and the pod init, unpins the namespaces and removes the cgroup.
+    /// Idempotent: whatever is already gone counts as done.
+    fn stop(&self, pod_id: &str, resources: &PodResources) -> Result<()>;
+    /// Whether the process is still the one that was started.
+    fn is_alive(&self, process: &ProcRef) -> bool;
+    /// Calls `on_exit` once when the process exits (at once if it is already gone).
+    fn watch_exit(&self, process: ProcRef, on_exit: Box<dyn FnOnce() + Send>);
+}
+
+/// Every port, as one bundle the binary wires.
+#[derive(Clone)]
+pub struct Ports {
+    pub pod_state: Arc<dyn PodStateStore>,
+    pub pod_files: Arc<dyn PodFiles>,
+    pub monitor: Arc<dyn PodMonitor>,
+}
+
+pub mod network;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake_network;

@@ -1,0 +1,168 @@
+//! RunPodSandbox: intent on disk first, then each resource with its undo, then Ready.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::SandboxService;
+use super::files::{render_hosts, render_resolv_conf};
+use super::model::{POD_RECORD_VERSION, PodConfig, PodRecord, PodState};
+use super::sysctl;
+use super::timeline::Timeline;
+use super::validate::validate_pod_config;
+use crate::error::{Error, Result};
+use crate::ids::new_id;
+use crate::ports::{MonitorSpec, PendingMonitor, SandboxFileSet};
+use crate::rollback::Rollback;
+use crate::store::PodEntry;
+
+impl SandboxService {
+    /// Runs a pod sandbox and returns its id. Any failure undoes every step before it.
+    pub fn run(&self, config: PodConfig) -> Result<String> {
+        validate_pod_config(&config)?;
+        self.check_runtime_handler(&config.runtime_handler)?;
+        let id = new_id()?;
+        let name = config.metadata.sandbox_name();
+        let mut timeline = Timeline::start(self.step_hook.as_ref());
+
+        let reservation = timeline.step("reserve", || self.names.reserve(&name, &id))?;
+        let spec = self.monitor_spec(&id, &config)?;
+        let files = self.file_set(&config)?;
+        let ports = &self.ports;
+        let planned = ports.monitor.plan(&spec).map_err(|e| e.context("pod sandbox config"))?;
+
+        let mut record = PodRecord {
+            version: POD_RECORD_VERSION,
+            id: id.clone(),
+            config,
+            created_at_ns: now_ns(),
+            state: PodState::Creating,
+            resources: planned.clone(),
+            timeline: Vec::new(),
+        };
+        let mut rb = Rollback::new();
+
+        // Each undo is pushed before its step runs: teardowns are idempotent, so a step that
+        // fails half-way is undone as well.
+        rb.push("state record", || ports.pod_state.delete(&id));
+        if let Err(e) = timeline.step("state_creating", || ports.pod_state.save(&record)) {
+            return Err(rb.fail(e.context(format!("recording pod sandbox {id}"))));
+        }
+
+        rb.push("pod files", || ports.pod_files.remove(&id));
+        if let Err(e) = timeline.step("files", || ports.pod_files.create(&id, &files)) {
+            return Err(rb.fail(e.context(format!("writing the files of pod sandbox {id}"))));
+        }
+
+        if !record.config.namespaces.host_ipc() {
+            rb.push("/dev/shm", || ports.pod_files.unmount_shm(&id));
+            let shm = self.options.shm_size_bytes;
+            if let Err(e) = timeline.step("shm", || ports.pod_files.mount_shm(&id, shm)) {
+                return Err(rb.fail(e.context(format!("mounting /dev/shm of pod sandbox {id}"))));
+            }
+        }
+
+        rb.push("pod namespaces and cgroup", || ports.monitor.stop(&id, &planned));
+        let (resources, pending) = match timeline.step("monitor_start", || ports.monitor.start(&spec)) {
+            Ok(started) => started,
+            Err(e) => return Err(rb.fail(e.context(format!("starting the monitor of pod sandbox {id}")))),
+        };
+        // Until commit, dropping `pending` makes the monitor undo itself.
+        let pending: Arc<Mutex<Option<Box<dyn PendingMonitor>>>> = Arc::new(Mutex::new(Some(pending)));
+        {
+            let pending = pending.clone();
+            let resources = resources.clone();
+            let id = id.as_str();
+            rb.push("pod monitor", move || {
+                drop(take(&pending));
+                ports.monitor.stop(id, &resources)
+            });
+        }
+
+        record.resources = resources;
+        if let Err(e) = timeline.step("monitor_recorded", || ports.pod_state.save(&record)) {
+            return Err(rb.fail(e.context(format!("recording the monitor of pod sandbox {id}"))));
+        }
+
+        let commit = timeline.step("monitor_commit", || match take(&pending) {
+            Some(p) => p.commit(),
+            None => Err(Error::internal("committing the pod monitor", "monitor handle already taken")),
+        });
+        if let Err(e) = commit {
+            return Err(rb.fail(e.context(format!("committing the monitor of pod sandbox {id}"))));
+        }
+
+        record.state = PodState::Ready;
+        record.timeline = timeline.steps().to_vec();
+        if let Err(e) = timeline.step("state_ready", || ports.pod_state.save(&record)) {
+            return Err(rb.fail(e.context(format!("recording pod sandbox {id} as ready"))));
+        }
+        record.timeline = timeline.steps().to_vec();
+
+        let init = record.resources.init;
+        let entry = Arc::new(PodEntry::new(record));
+        self.pods.insert(entry.clone());
+        reservation.keep();
+        rb.disarm();
+        if let Some(init) = init {
+            self.ports.monitor.watch_exit(init, Box::new(move || entry.mark_init_exited()));
+        }
+        tracing::info!(pod_id = %id, pod = %name, "pod sandbox ready");
+        Ok(id)
+    }
+
+    fn check_runtime_handler(&self, handler: &str) -> Result<()> {
+        if handler.is_empty() || self.options.runtime_handlers.iter().any(|h| h == handler) {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "runtime handler {handler:?} is not configured; configured handlers: {} (add [runtimes.{handler}] to crius.toml)",
+            self.options.runtime_handlers.join(", ")
+        )))
+    }
+
+    fn monitor_spec(&self, id: &str, config: &PodConfig) -> Result<MonitorSpec> {
+        let namespaces = config.namespaces.new_namespaces();
+        let hostname = if namespaces.uts { Some(self.pod_hostname(config)?) } else { None };
+        Ok(MonitorSpec {
+            pod_id: id.to_string(),
+            namespaces,
+            hostname,
+            sysctls: config.sysctls.iter().map(|(k, v)| (sysctl::proc_path(k), v.clone())).collect(),
+            cgroup_parent: config.cgroup_parent.clone(),
+            ipv6_dad: self.options.ipv6_dad,
+        })
+    }
+
+    fn file_set(&self, config: &PodConfig) -> Result<SandboxFileSet> {
+        let files = &self.ports.pod_files;
+        let host_network = config.namespaces.host_network();
+        let needs_host_resolv = config.dns.as_ref().is_none_or(|d| d.is_empty());
+        let host_resolv = if needs_host_resolv { files.host_resolv_conf()? } else { String::new() };
+        let host_hosts = if host_network { files.host_hosts()? } else { String::new() };
+        Ok(SandboxFileSet {
+            hostname: format!("{}\n", self.pod_hostname(config)?),
+            hosts: render_hosts(host_network, &host_hosts),
+            resolv_conf: render_resolv_conf(config.dns.as_ref(), &host_resolv),
+        })
+    }
+
+    /// The configured hostname; the node's for a host-network pod or when none is given.
+    fn pod_hostname(&self, config: &PodConfig) -> Result<String> {
+        if config.namespaces.host_network() || config.hostname.is_empty() {
+            self.ports.pod_files.host_hostname()
+        } else {
+            Ok(config.hostname.clone())
+        }
+    }
+}
+
+fn take(pending: &Mutex<Option<Box<dyn PendingMonitor>>>) -> Option<Box<dyn PendingMonitor>> {
+    pending.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}

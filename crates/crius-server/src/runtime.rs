@@ -1,0 +1,355 @@
+//! The CRI RuntimeService.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use crius_core::sandbox::SandboxService;
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::runtime_service_server::RuntimeService;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::convert::sandbox as conv;
+use crate::status::to_status;
+
+pub const RUNTIME_NAME: &str = "crius";
+pub const CRI_API_VERSION: &str = "v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    Cgroupfs,
+    Systemd,
+}
+
+/// Facts about the running daemon that Version, Status and RuntimeConfig report.
+#[derive(Debug, Clone)]
+pub struct RuntimeInfo {
+    pub version: String,
+    pub cgroup_driver: CgroupDriver,
+    pub runtime_handlers: Vec<String>,
+    /// The effective configuration, as JSON, for Status verbose info.
+    pub config_json: String,
+}
+
+pub struct CriRuntimeService {
+    sandboxes: Arc<SandboxService>,
+    info: RuntimeInfo,
+    pod_cidr: Mutex<String>,
+}
+
+impl CriRuntimeService {
+    pub fn new(sandboxes: Arc<SandboxService>, info: RuntimeInfo) -> Self {
+        CriRuntimeService { sandboxes, info, pod_cidr: Mutex::new(String::new()) }
+    }
+
+    fn network_condition(&self) -> cri::RuntimeCondition {
+        cri::RuntimeCondition {
+            r#type: "NetworkReady".into(),
+            status: false,
+            reason: "NetworkPluginNotReady".into(),
+            message: "crius: pod networking through CNI is not built yet; pods get their own network namespace with loopback only".into(),
+        }
+    }
+}
+
+pub(crate) fn not_yet<T>(rpc: &str) -> Result<T, Status> {
+    Err(Status::unimplemented(format!("{rpc} is not implemented by this version of crius")))
+}
+
+/// Runs a domain call on a blocking thread: it completes (or rolls back) even if the client
+/// goes away and this future is dropped.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crius_core::Result<T> + Send + 'static) -> Result<T, Status> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| Status::internal(format!("crius worker failed: {e}")))?
+        .map_err(to_status)
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RuntimeService for CriRuntimeService {
+    type GetContainerEventsStream = EventStream;
+
+    async fn version(&self, _request: Request<cri::VersionRequest>) -> Result<Response<cri::VersionResponse>, Status> {
+        Ok(Response::new(cri::VersionResponse {
+            version: "0.1.0".into(),
+            runtime_name: RUNTIME_NAME.into(),
+            runtime_version: self.info.version.clone(),
+            runtime_api_version: CRI_API_VERSION.into(),
+        }))
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        let request = request.into_inner();
+        let config = conv::pod_config(request.config, request.runtime_handler).map_err(to_status)?;
+        let span =
+            tracing::info_span!("RunPodSandbox", pod = %config.metadata.sandbox_name(), pod_id = tracing::field::Empty);
+        let sandboxes = self.sandboxes.clone();
+        let pod_sandbox_id = blocking(move || sandboxes.run(config)).instrument(span).await?;
+        Ok(Response::new(cri::RunPodSandboxResponse { pod_sandbox_id }))
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        let id = require_id(request.into_inner().pod_sandbox_id)?;
+        let span = tracing::info_span!("StopPodSandbox", pod_id = %id);
+        let sandboxes = self.sandboxes.clone();
+        blocking(move || sandboxes.stop(&id)).instrument(span).await?;
+        Ok(Response::new(cri::StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        let id = require_id(request.into_inner().pod_sandbox_id)?;
+        let span = tracing::info_span!("RemovePodSandbox", pod_id = %id);
+        let sandboxes = self.sandboxes.clone();
+        blocking(move || sandboxes.remove(&id)).instrument(span).await?;
+        Ok(Response::new(cri::RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        let request = request.into_inner();
+        let id = require_id(request.pod_sandbox_id)?;
+        let view = self.sandboxes.status(&id).map_err(to_status)?;
+        let mut info = std::collections::HashMap::new();
+        if request.verbose {
+            info.insert("info".to_string(), view.verbose_info());
+        }
+        Ok(Response::new(cri::PodSandboxStatusResponse {
+            status: Some(conv::pod_sandbox_status(&view)),
+            info,
+            containers_statuses: Vec::new(),
+            timestamp: now_ns(),
+        }))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+        let filter = conv::pod_filter(request.into_inner().filter);
+        let items = self.sandboxes.list(&filter).map_err(to_status)?.iter().map(conv::pod_sandbox).collect();
+        Ok(Response::new(cri::ListPodSandboxResponse { items }))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        request: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        let cidr = request.into_inner().runtime_config.and_then(|c| c.network_config).map(|n| n.pod_cidr);
+        if let Some(cidr) = cidr.filter(|c| !c.is_empty()) {
+            tracing::info!(pod_cidr = %cidr, "pod CIDR updated");
+            *self.pod_cidr.lock().unwrap_or_else(|p| p.into_inner()) = cidr;
+        }
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
+    }
+
+    async fn status(&self, request: Request<cri::StatusRequest>) -> Result<Response<cri::StatusResponse>, Status> {
+        let runtime = cri::RuntimeCondition { r#type: "RuntimeReady".into(), status: true, ..Default::default() };
+        let mut info = std::collections::HashMap::new();
+        if request.into_inner().verbose {
+            let pod_cidr = self.pod_cidr.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let verbose = serde_json::json!({
+                "version": self.info.version,
+                "podCIDR": pod_cidr,
+                "pods": self.sandboxes.pods().len(),
+                "config": serde_json::from_str::<serde_json::Value>(&self.info.config_json).unwrap_or_default(),
+            });
+            info.insert("info".to_string(), verbose.to_string());
+        }
+        let runtime_handlers = self
+            .info
+            .runtime_handlers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, name)| {
+                let handler = |name: &str| cri::RuntimeHandler {
+                    name: name.to_string(),
+                    features: Some(cri::RuntimeHandlerFeatures::default()),
+                };
+                // The default handler is also listed under the empty name, as the kubelet expects.
+                if i == 0 { vec![handler(""), handler(name)] } else { vec![handler(name)] }
+            })
+            .collect();
+        Ok(Response::new(cri::StatusResponse {
+            status: Some(cri::RuntimeStatus { conditions: vec![runtime, self.network_condition()] }),
+            info,
+            runtime_handlers,
+            features: Some(cri::RuntimeFeatures::default()),
+        }))
+    }
+
+    async fn runtime_config(
+        &self,
+        _request: Request<cri::RuntimeConfigRequest>,
+    ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
+        let cgroup_driver = match self.info.cgroup_driver {
+            CgroupDriver::Cgroupfs => cri::CgroupDriver::Cgroupfs,
+            CgroupDriver::Systemd => cri::CgroupDriver::Systemd,
+        };
+        Ok(Response::new(cri::RuntimeConfigResponse {
+            linux: Some(cri::LinuxRuntimeConfiguration { cgroup_driver: cgroup_driver as i32 }),
+        }))
+    }
+
+    async fn create_container(
+        &self,
+        _request: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        not_yet("CreateContainer")
+    }
+
+    async fn start_container(
+        &self,
+        _request: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        not_yet("StartContainer")
+    }
+
+    async fn stop_container(
+        &self,
+        _request: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        not_yet("StopContainer")
+    }
+
+    async fn remove_container(
+        &self,
+        _request: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        not_yet("RemoveContainer")
+    }
+
+    async fn list_containers(
+        &self,
+        _request: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        not_yet("ListContainers")
+    }
+
+    async fn container_status(
+        &self,
+        _request: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        not_yet("ContainerStatus")
+    }
+
+    async fn update_container_resources(
+        &self,
+        _request: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+        not_yet("UpdateContainerResources")
+    }
+
+    async fn reopen_container_log(
+        &self,
+        _request: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        not_yet("ReopenContainerLog")
+    }
+
+    async fn exec_sync(
+        &self,
+        _request: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        not_yet("ExecSync")
+    }
+
+    async fn exec(&self, _request: Request<cri::ExecRequest>) -> Result<Response<cri::ExecResponse>, Status> {
+        not_yet("Exec")
+    }
+
+    async fn attach(&self, _request: Request<cri::AttachRequest>) -> Result<Response<cri::AttachResponse>, Status> {
+        not_yet("Attach")
+    }
+
+    async fn port_forward(
+        &self,
+        _request: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        not_yet("PortForward")
+    }
+
+    async fn container_stats(
+        &self,
+        _request: Request<cri::ContainerStatsRequest>,
+    ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
+        not_yet("ContainerStats")
+    }
+
+    async fn list_container_stats(
+        &self,
+        _request: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        not_yet("ListContainerStats")
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        _request: Request<cri::PodSandboxStatsRequest>,
+    ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
+        not_yet("PodSandboxStats")
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        _request: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
+        not_yet("ListPodSandboxStats")
+    }
+
+    async fn checkpoint_container(
+        &self,
+        _request: Request<cri::CheckpointContainerRequest>,
+    ) -> Result<Response<cri::CheckpointContainerResponse>, Status> {
+        not_yet("CheckpointContainer")
+    }
+
+    async fn get_container_events(
+        &self,
+        _request: Request<cri::GetEventsRequest>,
+    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+        not_yet("GetContainerEvents")
+    }
+
+    async fn list_metric_descriptors(
+        &self,
+        _request: Request<cri::ListMetricDescriptorsRequest>,
+    ) -> Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
+        not_yet("ListMetricDescriptors")
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        _request: Request<cri::ListPodSandboxMetricsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
+        not_yet("ListPodSandboxMetrics")
+    }
+}
+
+fn require_id(id: String) -> Result<String, Status> {
+    if id.is_empty() {
+        return Err(Status::invalid_argument("pod_sandbox_id must not be empty"));
+    }
+    Ok(id)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}

@@ -1,0 +1,877 @@
+//! [`TestDaemon`]: a real `crius daemon` on private temp dirs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxState, PodSandboxStatusRequest,
+    PodSandboxStatusResponse, RemovePodSandboxRequest, StopPodSandboxRequest, VersionRequest,
+};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::builders::{random_hex, run_request};
+use crate::error::{Error, Result};
+use crate::host;
+use crate::info::PodInfo;
+
+/// How long one CRI request may take before the client gives up.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long asynchronous teardown (a monitor exiting, a process being reaped) may take before a
+/// leftover counts as a leak.
+pub const LEAK_GRACE: Duration = Duration::from_secs(10);
+const NS_KINDS: [&str; 4] = ["net", "ipc", "uts", "pid"];
+
+/// Connects a gRPC channel to a unix socket.
+pub async fn connect(socket: &Path) -> Result<Channel> {
+    let path = socket.to_path_buf();
+    let channel = Endpoint::try_from("http://[::]")?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(REQUEST_TIMEOUT)
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await?;
+    Ok(channel)
+}
+
+/// How a [`TestDaemon`] is started. Made by [`TestDaemon::builder`].
+#[derive(Debug, Clone)]
+pub struct TestDaemonBuilder {
+    env: Vec<(OsString, OsString)>,
+    config_lines: Vec<String>,
+    log_level: String,
+    ready_timeout: Duration,
+    netns_alias: bool,
+}
+
+impl Default for TestDaemonBuilder {
+    fn default() -> Self {
+        // Debug logs of crius, without the HTTP/2 frame-by-frame noise; a CRIUS_LOG of the test's
+        // environment wins.
+        let mut env = Vec::new();
+        if std::env::var_os("CRIUS_LOG").is_none() {
+            env.push(("CRIUS_LOG".into(), "debug,h2=info,hyper=info,hyper_util=info,tower=info,tonic=info".into()));
+        }
+        Self {
+            env,
+            config_lines: Vec::new(),
+            log_level: std::env::var("CRIUS_TEST_LOG_LEVEL").unwrap_or_else(|_| "debug".into()),
+            ready_timeout: Duration::from_secs(60),
+            netns_alias: true,
+        }
+    }
+}
+
+impl TestDaemonBuilder {
+    /// An environment variable for every start of the daemon (restarts included).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// A line added to crius.toml (`listen`, `root`, `state`, `log_level` and `netns_dir` are
+    /// already set by the harness).
+    pub fn config_line(mut self, line: impl Into<String>) -> Self {
+        self.config_lines.push(line.into());
+        self
+    }
+
+    pub fn log_level(mut self, level: impl Into<String>) -> Self {
+        self.log_level = level.into();
+        self
+    }
+
+    /// How long to wait for the daemon to answer Version after a (re)start.
+    pub fn ready_timeout(mut self, t: Duration) -> Self {
+        self.ready_timeout = t;
+        self
+    }
+
+    /// Sets `netns_dir = ""`: no `ip netns` alias of pod network namespaces.
+    pub fn without_netns_alias(mut self) -> Self {
+        self.netns_alias = false;
+        self
+    }
+
+    pub async fn start(self, bin: impl AsRef<Path>) -> Result<TestDaemon> {
+        self.start_with_env(bin, &[]).await
+    }
+
+    /// Starts with extra environment for this first start only (`restart` goes without it):
+    /// what a crash test needs for `CRIUS_CRASH_AT`.
+    pub async fn start_with_env(self, bin: impl AsRef<Path>, once_env: &[(&str, &str)]) -> Result<TestDaemon> {
+        let dir = tempfile::Builder::new()
+            .prefix("crius-")
+            .tempdir_in("/tmp")
+            .map_err(|e| Error::context("creating the test dir", e))?;
+        let base = dir.path().canonicalize()?;
+        // Short names: the monitor socket, <state>/pods/<64-hex id>/monitor.sock, must fit in a
+        // unix socket address (107 bytes); /tmp/crius-XXXXXX/run/pods/<id>/monitor.sock is 104.
+        let root = base.join("lib");
+        let state = base.join("run");
+        let netns_dir = self.netns_alias.then(|| base.join("netns"));
+        let socket = base.join("crius.sock");
+        let config_path = base.join("crius.toml");
+        let log_path = base.join("daemon.log");
+
+        let toml_str = |p: &Path| format!("{:?}", p.to_string_lossy());
+        let mut config = format!(
+            "# written by crius-testkit\nlisten = {}\nroot = {}\nstate = {}\nlog_level = {:?}\nnetns_dir = {}\n",
+            toml_str(&socket),
+            toml_str(&root),
+            toml_str(&state),
+            self.log_level,
+            netns_dir.as_deref().map(toml_str).unwrap_or_else(|| "\"\"".into()),
+        );
+        for line in &self.config_lines {
+            config.push_str(line);
+            config.push('\n');
+        }
+        fs::write(&config_path, config)?;
+
+        let mut td = TestDaemon {
+            bin: bin.as_ref().to_path_buf(),
+            base,
+            dir: Some(dir),
+            root,
+            state,
+            netns_dir,
+            socket,
+            config_path,
+            log_path,
+            env: self.env,
+            log_level: self.log_level,
+            ready_timeout: self.ready_timeout,
+            child: None,
+            runtime: None,
+            image: None,
+            known: Mutex::new(Known::default()),
+        };
+        let once: Vec<(OsString, OsString)> =
+            once_env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
+        td.spawn(&once)?;
+        td.wait_ready().await?;
+        Ok(td)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct KnownProc {
+    pid: i32,
+    start_time: u64,
+    what: String,
+}
+
+/// What the harness learned of the pods it saw, for the leak check and the cleanup.
+#[derive(Debug, Default)]
+struct Known {
+    pods: BTreeSet<String>,
+    procs: Vec<KnownProc>,
+    cgroup_parents: Vec<String>,
+}
+
+/// A `crius daemon` on its own temp dirs, with connected CRI clients.
+///
+/// Dropping it removes every pod through CRI (when the daemon is alive), stops the daemon, then
+/// kills every process and unmounts every mount left under its dirs, removes the test cgroup
+/// parents and the dirs: a failed test leaks nothing. When the test is panicking, the tail of the
+/// daemon's log is printed.
+pub struct TestDaemon {
+    bin: PathBuf,
+    base: PathBuf,
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    state: PathBuf,
+    netns_dir: Option<PathBuf>,
+    socket: PathBuf,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    log_level: String,
+    ready_timeout: Duration,
+    child: Option<Child>,
+    runtime: Option<RuntimeServiceClient<Channel>>,
+    image: Option<ImageServiceClient<Channel>>,
+    known: Mutex<Known>,
+}
+
+impl TestDaemon {
+    pub fn builder() -> TestDaemonBuilder {
+        TestDaemonBuilder::default()
+    }
+
+    /// Starts `bin daemon` on fresh temp dirs and waits until it serves.
+    pub async fn start(bin: impl AsRef<Path>) -> Result<TestDaemon> {
+        Self::builder().start(bin).await
+    }
+
+    /// Like [`TestDaemon::start`], with environment for this first start only.
+    pub async fn start_with_env(bin: impl AsRef<Path>, env: &[(&str, &str)]) -> Result<TestDaemon> {
+        Self::builder().start_with_env(bin, env).await
+    }
+
+    // ---- paths ----
+
+    /// The test's temp dir; everything else is below it.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+    /// The daemon's persistent dir (`root`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The daemon's volatile dir (`state`).
+    pub fn state(&self) -> &Path {
+        &self.state
+    }
+    /// The `netns_dir` (None when the alias is disabled).
+    pub fn netns_dir(&self) -> Option<&Path> {
+        self.netns_dir.as_deref()
+    }
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    /// `<root>/pods/<id>`
+    pub fn pod_dir(&self, id: &str) -> PathBuf {
+        self.root.join("pods").join(id)
+    }
+    /// `<state>/pods/<id>`
+    pub fn pod_run_dir(&self, id: &str) -> PathBuf {
+        self.state.join("pods").join(id)
+    }
+    /// `<state>/pods/<id>/shm`
+    pub fn shm_path(&self, id: &str) -> PathBuf {
+        self.pod_run_dir(id).join("shm")
+    }
+    /// `<state>/ns/<kind>/<id>`
+    pub fn ns_pin(&self, kind: &str, id: &str) -> PathBuf {
+        self.state.join("ns").join(kind).join(id)
+    }
+    /// `<netns_dir>/crius-<id>`
+    pub fn netns_alias(&self, id: &str) -> Option<PathBuf> {
+        self.netns_dir.as_ref().map(|d| d.join(format!("crius-{id}")))
+    }
+
+    // ---- the daemon process ----
+
+    /// The daemon's pid, while it is started (it may have died since).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the daemon process is alive.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn spawn(&mut self, once_env: &[(OsString, OsString)]) -> Result<()> {
+        let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        writeln!(log, "==== crius-testkit: starting {} daemon (extra env {:?}) ====", self.bin.display(), once_env)?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("daemon")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--listen")
+            .arg(&self.socket)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--log-level")
+            .arg(&self.log_level)
+            .current_dir(&self.base)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .env_remove(crate::CRASH_ENV);
+        for (k, v) in self.env.iter().chain(once_env) {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().map_err(|e| Error::context(format!("starting {}", self.bin.display()), e))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + self.ready_timeout;
+        let mut last = String::from("not tried");
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                self.child = None;
+                return Err(Error::msg(format!(
+                    "the daemon exited ({status}) before it served; last: {last}\n{}",
+                    self.log_tail(60)
+                )));
+            }
+            match connect(&self.socket).await {
+                Ok(ch) => {
+                    let mut rt = RuntimeServiceClient::new(ch.clone());
+                    match rt.version(VersionRequest { version: "v1".into() }).await {
+                        Ok(_) => match rt.list_pod_sandbox(ListPodSandboxRequest { filter: None }).await {
+                            Err(s) if s.code() == tonic::Code::Unavailable => {
+                                last = format!("ListPodSandbox: Unavailable: {}", s.message())
+                            }
+                            _ => {
+                                self.runtime = Some(rt);
+                                self.image = Some(ImageServiceClient::new(ch));
+                                return Ok(());
+                            }
+                        },
+                        Err(s) => last = format!("Version: {:?}: {}", s.code(), s.message()),
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::msg(format!(
+                    "the daemon did not serve within {:?}; last: {last}\n{}",
+                    self.ready_timeout,
+                    self.log_tail(60)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs the daemon and reaps it (pods and monitors stay).
+    pub fn kill9(&mut self) {
+        self.runtime = None;
+        self.image = None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the daemon to exit by itself (as after an injected crash).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(status)) = c.try_wait() {
+                self.child = None;
+                self.runtime = None;
+                self.image = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, and waits for the exit (20 s; then SIGKILL and an error).
+    pub async fn stop(&mut self) -> Result<ExitStatus> {
+        let Some(pid) = self.pid() else {
+            return Err(Error::msg("the daemon is not started"));
+        };
+        if let Some(status) = self.wait_exit(Duration::ZERO).await {
+            return Ok(status);
+        }
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        if let Some(status) = self.wait_exit(Duration::from_secs(20)).await {
+            return Ok(status);
+        }
+        self.kill9();
+        Err(Error::msg(format!("the daemon did not exit within 20 s of SIGTERM (killed)\n{}", self.log_tail(40))))
+    }
+
+    /// Stops the daemon if it runs (SIGTERM) and starts it again on the same dirs, with the
+    /// builder's environment only.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.restart_with_env(&[]).await
+    }
+
+    pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) -> Result<()> {
+        if self.is_running() {
+            self.stop().await?;
+        } else {
+            self.kill9();
+        }
+        let once: Vec<(OsString, OsString)> = env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
+        self.spawn(&once)?;
+        self.wait_ready().await
+    }
+
+    /// The last `n` lines of the daemon's log (stdout and stderr of every start).
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(n);
+        format!(
+            "---- daemon log {} (last {} lines) ----\n{}\n---- end of daemon log ----",
+            self.log_path.display(),
+            lines.len() - from,
+            lines[from..].join("\n")
+        )
+    }
+
+    /// The last `n` lines of every pod monitor's log (`<state>/pods/<id>/monitor.log`).
+    pub fn monitor_logs(&self, n: usize) -> String {
+        let mut out = String::new();
+        for dir in list_dir(&self.state.join("pods")) {
+            let path = dir.join("monitor.log");
+            let Ok(text) = fs::read_to_string(&path) else { continue };
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(n);
+            out.push_str(&format!("---- {} ----\n{}\n", path.display(), lines[from..].join("\n")));
+        }
+        out
+    }
+
+    // ---- CRI ----
+
+    /// A RuntimeService client (cheap clone). Panics when the daemon is not serving.
+    pub fn runtime(&self) -> RuntimeServiceClient<Channel> {
+        self.runtime.clone().expect("the daemon is not serving (killed or crashed: restart it first)")
+    }
+
+    /// An ImageService client (cheap clone). Panics when the daemon is not serving.
+    pub fn image(&self) -> ImageServiceClient<Channel> {
+        self.image.clone().expect("the daemon is not serving (killed or crashed: restart it first)")
+    }
+
+    /// RunPodSandbox; remembers the pod (and its processes and namespaces) for the leak check.
+    pub async fn run_pod(&self, config: PodSandboxConfig) -> std::result::Result<String, tonic::Status> {
+        let id = self.runtime().run_pod_sandbox(run_request(config)).await?.into_inner().pod_sandbox_id;
+        self.track_pod(&id);
+        let _ = self.pod_info(&id).await;
+        Ok(id)
+    }
+
+    /// Remembers a pod id made without [`TestDaemon::run_pod`].
+    pub fn track_pod(&self, id: &str) {
+        self.known().pods.insert(id.to_string());
+    }
+
+    pub fn known_pod_ids(&self) -> Vec<String> {
+        self.known().pods.iter().cloned().collect()
+    }
+
+    /// Verbose PodSandboxStatus.
+    pub async fn pod_status(&self, id: &str) -> std::result::Result<PodSandboxStatusResponse, tonic::Status> {
+        Ok(self
+            .runtime()
+            .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: id.to_string(), verbose: true })
+            .await?
+            .into_inner())
+    }
+
+    /// The pod's state as PodSandboxStatus reports it.
+    pub async fn pod_state(&self, id: &str) -> std::result::Result<PodSandboxState, tonic::Status> {
+        let st = self.pod_status(id).await?;
+        let state = st.status.map(|s| s.state).unwrap_or(-1);
+        PodSandboxState::try_from(state).map_err(|_| tonic::Status::internal(format!("unknown pod state {state}")))
+    }
+
+    /// Polls PodSandboxStatus until the pod is in `state`.
+    pub async fn wait_pod_state(&self, id: &str, state: PodSandboxState, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.pod_state(id).await;
+            if matches!(now, Ok(s) if s == state) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::msg(format!("pod {id} not {state:?} within {timeout:?}: {now:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The verbose info of a pod; remembers its processes and namespaces for the leak check.
+    pub async fn pod_info(&self, id: &str) -> Result<PodInfo> {
+        let st = self.pod_status(id).await?;
+        let info = PodInfo::from_info_map(&st.info)?;
+        self.remember(id, &info);
+        Ok(info)
+    }
+
+    fn remember(&self, id: &str, info: &PodInfo) {
+        let mut known = self.known();
+        known.pods.insert(id.to_string());
+        for (pid, what) in [(info.pid, "pod init"), (info.monitor_pid, "monitor")] {
+            let Some(pid) = pid else { continue };
+            let Some(st) = host::proc_stat(pid) else {
+                continue;
+            };
+            if st.state == 'Z' || known.procs.iter().any(|k| k.pid == pid && k.start_time == st.start_time) {
+                continue;
+            }
+            known.procs.push(KnownProc { pid, start_time: st.start_time, what: format!("{what} of pod {id}") });
+        }
+    }
+
+    pub async fn stop_pod(&self, id: &str) -> std::result::Result<(), tonic::Status> {
+        self.runtime().stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.to_string() }).await?;
+        Ok(())
+    }
+
+    pub async fn remove_pod(&self, id: &str) -> std::result::Result<(), tonic::Status> {
+        self.runtime().remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id.to_string() }).await?;
+        Ok(())
+    }
+
+    pub async fn list_pods(
+        &self,
+        filter: Option<PodSandboxFilter>,
+    ) -> std::result::Result<Vec<PodSandbox>, tonic::Status> {
+        Ok(self.runtime().list_pod_sandbox(ListPodSandboxRequest { filter }).await?.into_inner().items)
+    }
+
+    /// Stops and removes every pod the daemon lists.
+    pub async fn remove_all_pods(&self) -> std::result::Result<(), tonic::Status> {
+        for p in self.list_pods(None).await? {
+            self.remove_pod(&p.id).await?;
+        }
+        Ok(())
+    }
+
+    // ---- cgroups ----
+
+    /// A unique cgroup parent (`/crius-test-<hex>`) for a pod config; the harness checks it
+    /// for leftover pod cgroups and removes it at the end.
+    pub fn cgroup_parent(&self) -> String {
+        let p = format!("/crius-test-{}", random_hex(6));
+        self.known().cgroup_parents.push(p.clone());
+        p
+    }
+
+    fn cgroup_parent_dirs(&self) -> Vec<PathBuf> {
+        let parents = self.known().cgroup_parents.clone();
+        let hierarchies = host::cgroup_hierarchies();
+        let mut out = Vec::new();
+        for h in &hierarchies {
+            for p in &parents {
+                out.push(h.join(p.trim_start_matches('/')));
+            }
+        }
+        out
+    }
+
+    // ---- leaks ----
+
+    fn known(&self) -> MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pinned_files(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = NS_KINDS.iter().map(|k| self.state.join("ns").join(k)).collect();
+        dirs.extend(self.netns_dir.clone());
+        dirs.iter().flat_map(|d| list_dir(d)).collect()
+    }
+
+    /// Processes that belong to this test: their command line names the test dirs, they are in
+    /// a namespace of one of its pods or in one of its cgroup parents, they are a pod process
+    /// the harness saw, or they descend from one of those. The daemon itself is left out unless
+    /// `with_daemon`.
+    fn test_processes(&self, with_daemon: bool) -> Vec<(host::ProcStat, String, String)> {
+        let me = std::process::id() as i32;
+        let daemon = self.child.as_ref().map(|c| c.id() as i32);
+        let base = self.base.to_string_lossy().into_owned();
+        let hosts = host::host_ns_inodes();
+        let known_procs = self.known().procs.clone();
+        // Namespace inodes are reused once a namespace is gone: only namespaces held right now by
+        // a pin under the test dirs, or by a live pod process the harness saw (same pid and start
+        // time), identify this test's processes. A remembered inode could be another test's pod.
+        let mut ns_set = BTreeSet::new();
+        for k in &known_procs {
+            if host::process_alive(k.pid, Some(k.start_time)) {
+                for kind in NS_KINDS {
+                    ns_set.extend(host::ns_inode_of_pid(k.pid, kind));
+                }
+            }
+        }
+        for p in self.pinned_files() {
+            if let Some(i) = host::ns_inode_of_path(&p) {
+                ns_set.insert(i);
+            }
+        }
+        ns_set.retain(|i| !hosts.contains(i));
+        let mut cg_pids = BTreeSet::new();
+        for d in self.cgroup_parent_dirs() {
+            for c in host::cgroup_tree(&d) {
+                cg_pids.extend(host::cgroup_procs(&c));
+            }
+        }
+
+        let mut stats = BTreeMap::new();
+        let mut matched: BTreeMap<i32, String> = BTreeMap::new();
+        for pid in host::pids() {
+            if pid == me || pid == 1 {
+                continue;
+            }
+            let Some(st) = host::proc_stat(pid) else {
+                continue;
+            };
+            if st.state == 'Z' {
+                continue;
+            }
+            if Some(pid) == daemon {
+                if with_daemon {
+                    matched.insert(pid, "the daemon".into());
+                }
+                stats.insert(pid, st);
+                continue;
+            }
+            let reason = if host::cmdline(pid).contains(&base) {
+                Some("its command line names the test dirs".to_string())
+            } else if let Some(kind) =
+                NS_KINDS.iter().find(|k| host::ns_inode_of_pid(pid, k).is_some_and(|i| ns_set.contains(&i)))
+            {
+                Some(format!("in a pod {kind} namespace"))
+            } else if cg_pids.contains(&pid) {
+                Some("in a test cgroup".to_string())
+            } else {
+                known_procs.iter().find(|k| k.pid == pid && k.start_time == st.start_time).map(|k| k.what.clone())
+            };
+            if let Some(r) = reason {
+                matched.insert(pid, r);
+            }
+            stats.insert(pid, st);
+        }
+        // Descendants of what matched (not of the daemon: its children are its business
+        // while it runs, and they are caught by the other rules when they matter).
+        loop {
+            let mut added = Vec::new();
+            for (pid, st) in &stats {
+                if !matched.contains_key(pid)
+                    && Some(*pid) != daemon
+                    && Some(st.ppid) != daemon
+                    && matched.contains_key(&st.ppid)
+                {
+                    added.push((*pid, format!("a child of {}", st.ppid)));
+                }
+            }
+            if added.is_empty() {
+                break;
+            }
+            matched.extend(added);
+        }
+        matched
+            .into_iter()
+            .filter_map(|(pid, reason)| stats.get(&pid).cloned().map(|st| (st, reason, host::cmdline(pid))))
+            .collect()
+    }
+
+    /// What this test left behind on the host, as sentences; empty when nothing leaked. Meant
+    /// for after every pod was removed: mounts under the test dirs (other than the dirs
+    /// themselves), processes of the test (other than the daemon), pod and namespace files,
+    /// netns files, and cgroups under the test cgroup parents.
+    pub fn leaks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut infra: Vec<PathBuf> =
+            vec![self.base.clone(), self.root.clone(), self.state.clone(), self.state.join("ns")];
+        infra.extend(NS_KINDS.iter().map(|k| self.state.join("ns").join(k)));
+        infra.extend(self.netns_dir.clone());
+        for m in host::mounts_under(&self.base) {
+            if !infra.contains(&m.mount_point) {
+                out.push(format!("mount {} ({} from {})", m.mount_point.display(), m.fstype, m.source));
+            }
+        }
+        for (st, reason, cmd) in self.test_processes(false) {
+            out.push(format!("process {} ({}, {reason}): {cmd}", st.pid, st.comm));
+        }
+        let mut dirs = vec![
+            self.root.join("pods"),
+            self.root.join("containers"),
+            self.state.join("pods"),
+            self.state.join("containers"),
+        ];
+        dirs.extend(NS_KINDS.iter().map(|k| self.state.join("ns").join(k)));
+        dirs.extend(self.netns_dir.clone());
+        for d in dirs {
+            for e in list_dir(&d) {
+                out.push(format!("leftover {}", e.display()));
+            }
+        }
+        for d in self.cgroup_parent_dirs() {
+            for c in host::cgroup_tree(&d) {
+                if c != d {
+                    out.push(format!("cgroup {}", c.display()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Polls [`TestDaemon::leaks`] until it is empty or `timeout` passes; the last answer.
+    pub async fn wait_no_leaks(&self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leaks = self.leaks();
+            if leaks.is_empty() || Instant::now() >= deadline {
+                return leaks;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Panics (with the leaks and the daemon log) unless nothing leaked within [`LEAK_GRACE`].
+    pub async fn assert_no_leaks(&self) {
+        let leaks = self.wait_no_leaks(LEAK_GRACE).await;
+        assert!(leaks.is_empty(), "leaked after {LEAK_GRACE:?}:\n  {}\n{}", leaks.join("\n  "), self.log_tail(80));
+    }
+
+    // ---- destruction ----
+
+    /// What a reboot does to a node: SIGKILLs the daemon and every process of its pods, unmounts
+    /// and deletes the volatile dirs (`state` and the netns dir, like /run emptied) and removes
+    /// the test cgroups. The persistent `root` stays. Restart the daemon afterwards.
+    pub fn simulate_reboot(&mut self) -> Vec<String> {
+        self.kill9();
+        let mut errors = self.kill_test_processes();
+        let mut volatile = vec![self.state.clone()];
+        volatile.extend(self.netns_dir.clone());
+        for d in volatile {
+            errors.extend(host::unmount_all_under(&d));
+            if let Err(e) = fs::remove_dir_all(&d)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                errors.push(format!("removing {}: {e}", d.display()));
+            }
+        }
+        for d in self.cgroup_parent_dirs() {
+            errors.extend(host::remove_cgroup_tree(&d));
+        }
+        errors
+    }
+
+    /// SIGKILLs every process of the test (the daemon included) until none is left.
+    fn kill_test_processes(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let procs = self.test_processes(true);
+            if procs.is_empty() {
+                return Vec::new();
+            }
+            for (st, _, _) in &procs {
+                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+            }
+            for (st, _, _) in &procs {
+                host::wait_process_gone(st.pid, Some(st.start_time), Duration::from_secs(2));
+            }
+            if Instant::now() >= deadline {
+                return procs.iter().map(|(st, r, c)| format!("could not kill {} ({r}): {c}", st.pid)).collect();
+            }
+        }
+    }
+
+    /// Removes every pod through CRI, on a thread of its own (Drop may run inside a runtime).
+    fn cri_cleanup_blocking(&self) {
+        let socket = self.socket.clone();
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                    let Ok(ch) = connect(&socket).await else {
+                        return;
+                    };
+                    let mut c = RuntimeServiceClient::new(ch);
+                    let Ok(pods) = c.list_pod_sandbox(ListPodSandboxRequest { filter: None }).await else {
+                        return;
+                    };
+                    for p in pods.into_inner().items {
+                        let _ = c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: p.id.clone() }).await;
+                        let _ = c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: p.id }).await;
+                    }
+                })
+                .await;
+            });
+        });
+        let _ = handle.join();
+    }
+
+    fn terminate_blocking(&mut self) {
+        self.runtime = None;
+        self.image = None;
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Kills, unmounts and removes whatever is left of the test. Returns what failed.
+    fn force_clean(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            errors = self.kill_test_processes();
+            errors.extend(host::unmount_all_under(&self.base));
+            for d in self.cgroup_parent_dirs() {
+                errors.extend(host::remove_cgroup_tree(&d));
+            }
+            if errors.is_empty() && host::mounts_under(&self.base).is_empty() && self.test_processes(true).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(dir) = self.dir.take()
+            && let Err(e) = dir.close()
+        {
+            errors.push(format!("removing {}: {e}", self.base.display()));
+        }
+        errors
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail(200));
+            eprintln!("{}", self.monitor_logs(40));
+        }
+        if self.is_running() && self.runtime.is_some() {
+            self.cri_cleanup_blocking();
+        }
+        self.terminate_blocking();
+        let errors = self.force_clean();
+        if !errors.is_empty() {
+            eprintln!("crius-testkit: cleanup of {} left:\n  {}", self.base.display(), errors.join("\n  "));
+        }
+    }
+}
+
+fn list_dir(d: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(d).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    v.sort();
+    v
+}

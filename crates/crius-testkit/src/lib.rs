@@ -1,0 +1,52 @@
+//! Test harness for crius.
+//!
+//! - [`TestDaemon`]: a real `crius daemon` on its own temp dirs (root, state, netns dir, socket,
+//!   config), with connected CRI clients, `kill9`/`restart`/`stop`, a [`TestDaemon::leaks`] check
+//!   and a `Drop` that removes everything the daemon left behind, so a failed test leaks nothing.
+//! - [`cri`]: CRI request builders ([`pod_config`] and the [`PodConfigExt`] builder methods).
+//! - [`Nsenter`]: run a command inside a pod's namespaces, by pinned path or `--target PID`.
+//! - [`host`]: readers of /proc (mounts, processes, namespaces) and cgroup paths.
+//!
+//! The crates the tests need are re-exported, so an integration test only depends on this one:
+//! `use crius_testkit::tokio;` makes `#[tokio::test]` work.
+
+mod builders;
+mod daemon;
+mod error;
+pub mod host;
+mod info;
+mod nsenter;
+
+pub use builders::{PodConfigExt, filter_id, filter_labels, filter_state, pod_config, run_request, unique_name};
+pub use daemon::{TestDaemon, TestDaemonBuilder};
+pub use error::{Error, Result};
+pub use info::{PodInfo, PodNamespaces};
+pub use nsenter::{CmdOutput, Ns, Nsenter};
+
+/// The CRI v1 API (messages, enums, clients).
+pub use k8s_cri::v1 as cri;
+pub use k8s_cri::v1::image_service_client::ImageServiceClient;
+pub use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+pub use serde_json;
+pub use tokio;
+pub use tonic;
+pub use tonic::transport::Channel;
+
+/// The fault-injection steps of RunPodSandbox, in order (`CRIUS_CRASH_AT=<step>`).
+pub const CRASH_STEPS: &[&str] = &[
+    "reserve",
+    "state_creating",
+    "files",
+    "shm",
+    "monitor_start",
+    "monitor_recorded",
+    "monitor_commit",
+    "state_ready",
+];
+
+/// The environment variable that makes the daemon abort right before a step of RunPodSandbox.
+pub const CRASH_ENV: &str = "CRIUS_CRASH_AT";
+
+/// Test images built in Rust and a real registry on loopback to serve them.
+pub mod image_builder;
+pub mod registry;

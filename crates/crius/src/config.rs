@@ -1,0 +1,220 @@
+//! crius.toml: every setting has a built-in default, so crius runs with no file at all. Unknown
+//! keys and bad values are refused with the file, the key and what is allowed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/crius/crius.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupDriverName {
+    Cgroupfs,
+    Systemd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The CRI endpoint (a unix socket, mode 0660).
+    pub listen: PathBuf,
+    /// Persistent state: pod records, images, writable layers.
+    pub root: PathBuf,
+    /// Volatile state (gone after a reboot): pinned namespaces, monitor sockets, /dev/shm mounts.
+    pub state: PathBuf,
+    pub log_level: LogLevel,
+    /// Where pod network namespaces are also pinned so `ip netns` sees them; "" turns that off.
+    pub netns_dir: PathBuf,
+    pub cgroup_driver: CgroupDriverName,
+    /// Where the cgroup hierarchies are mounted.
+    pub cgroup_root: PathBuf,
+    /// Size of each pod's /dev/shm tmpfs, in bytes.
+    pub shm_size: u64,
+    /// IPv6 duplicate address detection in pod network namespaces (off: it delays pod start).
+    pub ipv6_dad: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "/run/crius/crius.sock".into(),
+            root: "/var/lib/crius".into(),
+            state: "/run/crius".into(),
+            log_level: LogLevel::Info,
+            netns_dir: "/run/netns".into(),
+            cgroup_driver: CgroupDriverName::Cgroupfs,
+            cgroup_root: "/sys/fs/cgroup".into(),
+            shm_size: 64 * 1024 * 1024,
+            ipv6_dad: false,
+        }
+    }
+}
+
+/// Settings given on the command line; they override the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigFlags {
+    /// Configuration file (default /etc/crius/crius.toml, if it exists).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// CRI socket path.
+    #[arg(long, global = true)]
+    pub listen: Option<PathBuf>,
+    /// Persistent state directory.
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
+    /// Volatile state directory.
+    #[arg(long, global = true)]
+    pub state: Option<PathBuf>,
+    /// error, warn, info, debug or trace.
+    #[arg(long, global = true, value_parser = parse_log_level)]
+    pub log_level: Option<LogLevel>,
+}
+
+fn parse_log_level(s: &str) -> Result<LogLevel, String> {
+    LogLevel::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|_| format!("{s:?} is not a log level; use error, warn, info, debug or trace"))
+}
+
+impl Config {
+    /// The file (explicit, or the default path if it exists), then the flags.
+    pub fn load(flags: &ConfigFlags) -> anyhow::Result<Config> {
+        let mut config = match &flags.config {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Self::from_file(Path::new(DEFAULT_CONFIG_PATH))?,
+            None => Config::default(),
+        };
+        if let Some(v) = &flags.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = &flags.root {
+            config.root = v.clone();
+        }
+        if let Some(v) = &flags.state {
+            config.state = v.clone();
+        }
+        if let Some(v) = flags.log_level {
+            config.log_level = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        Ok(toml::from_str(text)?)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, path) in [("listen", &self.listen), ("root", &self.root), ("state", &self.state)] {
+            if !path.is_absolute() {
+                bail!("{key} = {:?}: must be an absolute path", path.display());
+            }
+        }
+        if !self.netns_dir.as_os_str().is_empty() && !self.netns_dir.is_absolute() {
+            bail!("netns_dir = {:?}: must be an absolute path, or \"\" to turn the ip-netns alias off", self.netns_dir);
+        }
+        if self.shm_size < 1024 * 1024 {
+            bail!("shm_size = {}: must be at least 1048576 bytes (1 MiB)", self.shm_size);
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render the config: {e}\n"))
+    }
+
+    pub fn netns_dir(&self) -> Option<&Path> {
+        (!self.netns_dir.as_os_str().is_empty()).then_some(self.netns_dir.as_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn defaults_round_trip() {
+        let text = Config::default().to_toml();
+        assert_eq!(Config::from_toml(&text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let err = format!("{:#}", Config::from_toml("listne = \"/x\"").unwrap_err());
+        assert!(err.contains("listne"), "{err}");
+        assert!(err.contains("listen"), "lists the allowed keys: {err}");
+    }
+
+    #[test]
+    fn bad_value_names_what_is_allowed() {
+        let err = format!("{:#}", Config::from_toml("cgroup_driver = \"cgroupv3\"").unwrap_err());
+        assert!(err.contains("cgroupfs") && err.contains("systemd"), "{err}");
+        let err = format!("{:#}", Config::from_toml("shm_size = \"big\"").unwrap_err());
+        assert!(err.contains("shm_size"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("crius.toml");
+        std::fs::write(&file, "root = \"/srv/crius\"\nlog_level = \"debug\"\n").unwrap();
+        let flags = ConfigFlags {
+            config: Some(file),
+            state: Some("/tmp/crius-state".into()),
+            log_level: Some(LogLevel::Warn),
+            ..Default::default()
+        };
+        let c = Config::load(&flags).unwrap();
+        assert_eq!(c.root, PathBuf::from("/srv/crius"));
+        assert_eq!(c.state, PathBuf::from("/tmp/crius-state"));
+        assert_eq!(c.log_level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn relative_paths_and_tiny_shm_are_refused() {
+        let c = Config { root: "var/lib".into(), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("root"));
+        let c = Config { shm_size: 10, ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("shm_size"));
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_it() {
+        let flags = ConfigFlags { config: Some("/nonexistent/crius.toml".into()), ..Default::default() };
+        let err = format!("{:#}", Config::load(&flags).unwrap_err());
+        assert!(err.contains("/nonexistent/crius.toml"), "{err}");
+    }
+}

@@ -1,0 +1,204 @@
+//! Crash safety against a real daemon (run as root): an abort at every step of RunPodSandbox,
+//! kill -9 of a daemon with a running pod, a killed monitor, and a node reboot. After each, a
+//! restarted daemon must have cleaned up everything, or still serve the pod as it was.
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use crius_testkit::cri::PodSandboxState;
+use crius_testkit::{CRASH_ENV, PodConfigExt, TestDaemon, host, pod_config, run_request};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crius");
+
+async fn daemon() -> TestDaemon {
+    match TestDaemon::start(BIN).await {
+        Ok(td) => td,
+        Err(e) => panic!("the daemon did not start: {e}"),
+    }
+}
+
+async fn restart(td: &mut TestDaemon) {
+    if let Err(e) = td.restart().await {
+        panic!("the daemon did not come back: {e}");
+    }
+}
+
+async fn run(td: &TestDaemon, cfg: crius_testkit::cri::PodSandboxConfig) -> String {
+    match td.run_pod(cfg).await {
+        Ok(id) => id,
+        Err(s) => panic!("RunPodSandbox failed: {:?}: {}\n{}", s.code(), s.message(), td.log_tail(60)),
+    }
+}
+
+/// The daemon aborts right before `step` of RunPodSandbox; the restarted daemon must have undone
+/// whatever the step before it made, and the pod's name must be free again.
+async fn crash_at(step: &str) {
+    let mut td = match TestDaemon::start_with_env(BIN, &[(CRASH_ENV, step)]).await {
+        Ok(td) => td,
+        Err(e) => panic!("the daemon did not start: {e}"),
+    };
+    let cfg = pod_config(&format!("crash-{}", step.replace('_', "-")))
+        .sysctl("net.ipv4.ip_unprivileged_port_start", "80")
+        .dns(&["127.0.0.53"], &["cluster.local"], &["ndots:5"]);
+    let parent = td.cgroup_parent();
+    let cfg = cfg.cgroup_parent(&parent);
+
+    let res = td.runtime().run_pod_sandbox(run_request(cfg.clone())).await;
+    if let Ok(r) = &res {
+        td.track_pod(&r.get_ref().pod_sandbox_id);
+    }
+    assert!(res.is_err(), "RunPodSandbox succeeded although the daemon was to crash at {step}: {res:?}");
+    let status = td
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("the daemon still runs after the crash at {step}"));
+    // The contract says abort (SIGABRT); a daemon that kills itself with SIGKILL (exactly like
+    // `kill -9`) is as good.
+    assert!(
+        matches!(status.signal(), Some(libc::SIGABRT) | Some(libc::SIGKILL)),
+        "the daemon should have crashed at {step}, it ended with {status}\n{}",
+        td.log_tail(40)
+    );
+
+    restart(&mut td).await;
+    let pods = td.list_pods(None).await.expect("list");
+    assert!(pods.is_empty(), "a pod survived the crash at {step}: {pods:?}");
+    td.assert_no_leaks().await;
+
+    // The name is free again, and the pod works.
+    let id = run(&td, cfg).await;
+    assert_eq!(td.pod_state(&id).await.expect("status"), PodSandboxState::SandboxReady);
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+macro_rules! crash_tests {
+    ($($name:ident => $step:literal,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                crash_at($step).await;
+            }
+        )*
+
+        #[test]
+        fn every_crash_step_has_a_test() {
+            let ours: Vec<&str> = vec![$($step),*];
+            assert_eq!(ours, crius_testkit::CRASH_STEPS);
+        }
+    };
+}
+
+crash_tests! {
+    crash_before_reserve => "reserve",
+    crash_before_state_creating => "state_creating",
+    crash_before_files => "files",
+    crash_before_shm => "shm",
+    crash_before_monitor_start => "monitor_start",
+    crash_before_monitor_recorded => "monitor_recorded",
+    crash_before_monitor_commit => "monitor_commit",
+    crash_before_state_ready => "state_ready",
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_daemon_keeps_the_pod_ready() {
+    let mut td = daemon().await;
+    let cfg = pod_config("survivor").label("app", "survivor");
+    let id = run(&td, cfg.clone()).await;
+    let before = td.pod_status(&id).await.expect("status").status;
+    let info = td.pod_info(&id).await.expect("info");
+    let (init, monitor) = (info.init_pid(), info.monitor());
+    let init_start = host::proc_stat(init).unwrap().start_time;
+    let monitor_start = host::proc_stat(monitor).unwrap().start_time;
+
+    td.kill9();
+    assert!(host::process_alive(monitor, Some(monitor_start)), "the monitor died with the daemon");
+    assert!(host::process_alive(init, Some(init_start)), "the pod init died with the daemon");
+
+    restart(&mut td).await;
+    let after = td.pod_status(&id).await.expect("status after restart").status;
+    assert_eq!(after, before, "the pod's status changed across kill -9");
+    let info_after = td.pod_info(&id).await.expect("info after restart");
+    assert_eq!(info_after.pid, Some(init));
+    assert_eq!(info_after.monitor_pid, Some(monitor));
+    assert_eq!(info_after.namespaces, info.namespaces);
+    let pods = td.list_pods(None).await.expect("list");
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].state, PodSandboxState::SandboxReady as i32);
+
+    // The name is still held by the pod.
+    let err = td.run_pod(cfg.clone()).await.expect_err("the name is still taken after the restart");
+    assert!(err.message().contains(&id[..12]), "the error names the holder {id}: {:?}: {}", err.code(), err.message());
+
+    // And the restarted daemon can still stop it.
+    td.stop_pod(&id).await.expect("stop");
+    assert!(host::wait_process_gone(init, Some(init_start), Duration::from_secs(10)));
+    assert!(host::wait_process_gone(monitor, Some(monitor_start), Duration::from_secs(10)));
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restart_keeps_the_pod_ready() {
+    let mut td = daemon().await;
+    let id = run(&td, pod_config("graceful")).await;
+    let before = td.pod_status(&id).await.expect("status").status;
+    let info = td.pod_info(&id).await.expect("info");
+    restart(&mut td).await;
+    assert_eq!(td.pod_status(&id).await.expect("status").status, before);
+    assert_eq!(td.pod_info(&id).await.expect("info").pid, info.pid);
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_monitor_makes_the_pod_not_ready() {
+    let td = daemon().await;
+    let id = run(&td, pod_config("orphan")).await;
+    let info = td.pod_info(&id).await.expect("info");
+    let monitor = info.monitor();
+    kill(Pid::from_raw(monitor), Signal::SIGKILL).expect("kill the monitor");
+    if let Err(e) = td.wait_pod_state(&id, PodSandboxState::SandboxNotready, Duration::from_secs(15)).await {
+        panic!("{e}\n{}", td.log_tail(40));
+    }
+    td.remove_pod(&id).await.expect("remove");
+    let err = td.pod_status(&id).await.expect_err("status after remove");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_reboot_pods_are_not_ready_and_removable() {
+    let mut td = daemon().await;
+    let a_cfg = pod_config("reboot-a");
+    let a = run(&td, a_cfg.clone()).await;
+    let b = run(&td, pod_config("reboot-b").host_network()).await;
+    let created = td.pod_status(&a).await.expect("status").status.unwrap().created_at;
+
+    let errors = td.simulate_reboot();
+    assert!(errors.is_empty(), "simulating the reboot: {errors:?}");
+    restart(&mut td).await;
+
+    for id in [&a, &b] {
+        assert_eq!(
+            td.pod_state(id).await.expect("status after reboot"),
+            PodSandboxState::SandboxNotready,
+            "pod {id} after the reboot"
+        );
+    }
+    let st = td.pod_status(&a).await.unwrap().status.unwrap();
+    assert_eq!(st.created_at, created);
+    assert_eq!(td.list_pods(None).await.expect("list").len(), 2);
+
+    td.stop_pod(&a).await.expect("stop after reboot");
+    td.remove_pod(&a).await.expect("remove after reboot");
+    td.remove_pod(&b).await.expect("remove (without stop) after reboot");
+    assert!(td.list_pods(None).await.expect("list").is_empty());
+    td.assert_no_leaks().await;
+
+    let again = run(&td, a_cfg).await;
+    td.remove_pod(&again).await.expect("remove");
+    td.assert_no_leaks().await;
+}
