@@ -105,6 +105,15 @@ cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
+  if ((rc != 0 && rc != 130 && rc != 143)); then
+    local f
+    for f in containerd.log crius.log registry.log; do
+      if [[ -s "$T/$f" ]]; then
+        log "last lines of $f:"
+        tail -n 20 "$T/$f" >&2
+      fi
+    done
+  fi
   if [[ -n "$CHILD" ]] && alive "$CHILD"; then
     kill -TERM "$CHILD" 2>/dev/null
     wait "$CHILD" 2>/dev/null
@@ -196,7 +205,7 @@ fi
 
 # ---------------------------------------------------------------- build
 log "building crius and crius-bench (release)"
-cargo build --release -q -p crius -p crius-bench
+run_child cargo build --release -q -p crius -p crius-bench
 
 mkdir -p "$T/img" "$T/logs" "$CTRD_DIR" "$CRIUS_DIR" "$T/cni/net.d"
 gcc -static -Os -s -o "$T/img/pause" scripts/bench/pause.c
@@ -298,6 +307,7 @@ bench() {
     --log-dir "$T/logs/$name" "${BENCH_ARGS[@]}" "$@"
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 bench containerd "$CTRD_SOCK"
 log "stopping containerd"
 stop_pid "$CTRD_PID" 15
@@ -344,6 +354,7 @@ INFO=(
   --info "containerd=$(containerd --version)"
   --info "crius=$("$CRIUS" version)"
   --info "rustc=$(rustc --version)"
+  --info "load average (1/5/15 min) before, after=$LOAD_BEFORE; $(cut -d' ' -f1-3 /proc/loadavg)"
 )
 if ((QUICK)); then
   "$BENCH" compare "$T/crius.json" "$T/containerd.json" --check "${INFO[@]}"

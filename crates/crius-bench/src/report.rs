@@ -250,8 +250,9 @@ pub fn render_comparison(subject: &Report, baseline: &Report) -> String {
         .iter()
         .map(|k| {
             let (s, base) = (subject.row(&k.key), baseline.row(&k.key));
-            let single = |r: Option<&Row>| r.and_then(|r| r.stats.as_ref()).is_some_and(|s| s.n == 1);
-            let (sp95, bp95, smax, bmax) = if single(s) && single(base) {
+            // One-value rows (memory, wall times) have no spread to show.
+            let n = |r: Option<&Row>| r.and_then(|r| r.stats.as_ref()).map_or(0, |s| s.n);
+            let (sp95, bp95, smax, bmax) = if n(s) <= 1 && n(base) <= 1 {
                 (String::new(), String::new(), String::new(), String::new())
             } else {
                 (short(s, |s| s.p95), short(base, |s| s.p95), short(s, |s| s.max), short(base, |s| s.max))
@@ -538,6 +539,10 @@ mod tests {
         assert!(t.contains("0.25x"), "{t}");
         assert!(t.contains("not supported"), "{t}");
         assert!(t.contains("only in b"), "{t}");
+        let mem_a = report("a", vec![Row::without("m", "mem", "MiB", Status::Skipped, "skipped: x")]);
+        let mem_b = report("b", vec![Row::value("m", "mem", "MiB", 48.4)]);
+        let t = render_comparison(&mem_a, &mem_b);
+        assert_eq!(t.matches("48.4").count(), 1, "no p95/max for a single value: {t}");
     }
 
     fn verdicts(a: &Report, b: &Report) -> Vec<Verdict> {

@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(ids[1], ab);
         assert_eq!(ids[2], sha256_of(format!("{ab} {c}").as_bytes()));
         // The same diff on another base is another chain.
-        assert_ne!(chain_ids(&[b.clone()])[0], ids[1]);
+        assert_ne!(chain_ids(std::slice::from_ref(&b))[0], ids[1]);
         assert!(chain_ids(&[]).is_empty());
     }
 }

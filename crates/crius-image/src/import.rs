@@ -63,12 +63,18 @@ impl ImageStoreImpl {
             let p = root.join("blobs/sha256").join(d.hex());
             let bytes = fs::read(&p).map_err(|e| bad(format!("blob {d}: {e}")))?;
             if &sha256_of(&bytes) != d {
-                return Err(ImageError::DigestMismatch { what: format!("blob {d} in {}", archive.display()), expected: d.to_string(), actual: sha256_of(&bytes).to_string() });
+                return Err(ImageError::DigestMismatch {
+                    what: format!("blob {d} in {}", archive.display()),
+                    expected: d.to_string(),
+                    actual: sha256_of(&bytes).to_string(),
+                });
             }
             Ok(bytes)
         };
         let index_bytes = fs::read(root.join("index.json")).map_err(|e| bad(format!("index.json: {e}")))?;
-        let index = match manifest::parse(&index_bytes, Some(manifest::OCI_INDEX)).map_err(|e| bad(format!("index.json: {e}")))? {
+        let index = match manifest::parse(&index_bytes, Some(manifest::OCI_INDEX))
+            .map_err(|e| bad(format!("index.json: {e}")))?
+        {
             Parsed::Index(i) => i,
             Parsed::Manifest(_) => return Err(bad("index.json is a manifest, not an index".into())),
         };
@@ -77,27 +83,33 @@ impl ImageStoreImpl {
             let name = desc
                 .annotations
                 .get("io.containerd.image.name")
-                .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name").filter(|n| n.contains('/') || n.contains('.')))
+                .or_else(|| {
+                    desc.annotations
+                        .get("org.opencontainers.image.ref.name")
+                        .filter(|n| n.contains('/') || n.contains('.'))
+                })
                 .and_then(|n| ImageRef::parse(n).ok());
             let digest = Digest::parse(&desc.digest).map_err(|e| bad(e.to_string()))?;
             let bytes = read_blob(&digest)?;
-            let (manifest, manifest_bytes, manifest_digest) = match manifest::parse(&bytes, Some(&desc.media_type)).map_err(&bad)? {
-                Parsed::Manifest(m) => (m, bytes, digest.clone()),
-                Parsed::Index(ix) => {
-                    let host = platform::host();
-                    let entry = platform::select(&ix.manifests, &host).ok_or_else(|| ImageError::NoMatchingPlatform {
-                        reference: archive.display().to_string(),
-                        platform: platform::name(&host),
-                        available: platform::describe(&ix.manifests),
-                    })?;
-                    let d = Digest::parse(&entry.digest).map_err(|e| bad(e.to_string()))?;
-                    let b = read_blob(&d)?;
-                    match manifest::parse(&b, Some(&entry.media_type)).map_err(&bad)? {
-                        Parsed::Manifest(m) => (m, b, d),
-                        Parsed::Index(_) => return Err(bad("nested index".into())),
+            let (manifest, manifest_bytes, manifest_digest) =
+                match manifest::parse(&bytes, Some(&desc.media_type)).map_err(&bad)? {
+                    Parsed::Manifest(m) => (m, bytes, digest.clone()),
+                    Parsed::Index(ix) => {
+                        let host = platform::host();
+                        let entry =
+                            platform::select(&ix.manifests, &host).ok_or_else(|| ImageError::NoMatchingPlatform {
+                                reference: archive.display().to_string(),
+                                platform: platform::name(&host),
+                                available: platform::describe(&ix.manifests),
+                            })?;
+                        let d = Digest::parse(&entry.digest).map_err(|e| bad(e.to_string()))?;
+                        let b = read_blob(&d)?;
+                        match manifest::parse(&b, Some(&entry.media_type)).map_err(&bad)? {
+                            Parsed::Manifest(m) => (m, b, d),
+                            Parsed::Index(_) => return Err(bad("nested index".into())),
+                        }
                     }
-                }
-            };
+                };
             let config_digest = Digest::parse(&manifest.config.digest).map_err(|e| bad(e.to_string()))?;
             let config_bytes = read_blob(&config_digest)?;
             let layer_files: Vec<(PathBuf, Option<Digest>)> = manifest
@@ -128,7 +140,8 @@ impl ImageStoreImpl {
     fn import_docker(&self, root: &Path, work: &Path, archive: &Path) -> Result<Vec<ImageRecord>, ImageError> {
         let bad = |why: String| ImageError::BadArchive { path: archive.to_path_buf(), why };
         let text = fs::read(root.join("manifest.json")).map_err(|e| bad(format!("manifest.json: {e}")))?;
-        let entries: Vec<DockerEntry> = serde_json::from_slice(&text).map_err(|e| bad(format!("manifest.json: {e}")))?;
+        let entries: Vec<DockerEntry> =
+            serde_json::from_slice(&text).map_err(|e| bad(format!("manifest.json: {e}")))?;
         let mut out = Vec::new();
         for entry in entries {
             let inside = |p: &str| clean_name(p.as_bytes()).map(|rel| root.join(rel)).map_err(|e| bad(e.to_string()));
@@ -146,7 +159,13 @@ impl ImageStoreImpl {
                     Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
                     Compression::None => "application/vnd.oci.image.layer.v1.tar",
                 };
-                descriptors.push(Descriptor { media_type: media_type.into(), digest: digest.to_string(), size, platform: None, annotations: Default::default() });
+                descriptors.push(Descriptor {
+                    media_type: media_type.into(),
+                    digest: digest.to_string(),
+                    size,
+                    platform: None,
+                    annotations: Default::default(),
+                });
             }
             let manifest = Manifest {
                 schema_version: 2,
@@ -162,7 +181,12 @@ impl ImageStoreImpl {
             };
             let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| bad(e.to_string()))?;
             let manifest_digest = sha256_of(&manifest_bytes);
-            let tags: Vec<String> = entry.repo_tags.unwrap_or_default().iter().filter_map(|t| ImageRef::parse(t).ok()?.tagged_name()).collect();
+            let tags: Vec<String> = entry
+                .repo_tags
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| ImageRef::parse(t).ok()?.tagged_name())
+                .collect();
             let mut record = self.import_image(
                 archive,
                 work,
@@ -194,7 +218,8 @@ impl ImageStoreImpl {
         repo_digest: Option<&str>,
     ) -> Result<ImageRecord, ImageError> {
         let shown = archive.display().to_string();
-        let bad_config = |why: String| ImageError::BadConfig { reference: shown.clone(), digest: config_digest.to_string(), why };
+        let bad_config =
+            |why: String| ImageError::BadConfig { reference: shown.clone(), digest: config_digest.to_string(), why };
         let config = ConfigFile::parse(config_bytes).map_err(bad_config)?;
         let diff_ids = config.diff_ids().map_err(bad_config)?;
         if diff_ids.len() != layer_files.len() {
@@ -253,17 +278,25 @@ impl ImageStoreImpl {
         let mut hashing = HashingReader::new(BufReader::with_capacity(256 * 1024, f));
         let unpacked = unpack_layer(&mut hashing, &dest, Some(diff_id));
         let (digest, size) = hashing.finish().map_err(ImageError::io("reading", file))?;
-        if let Some(want) = expected {
-            if &digest != want {
-                return Err(ImageError::DigestMismatch { what: format!("layer {} in {shown}", file.display()), expected: want.to_string(), actual: digest.to_string() });
-            }
+        if let Some(want) = expected
+            && &digest != want
+        {
+            return Err(ImageError::DigestMismatch {
+                what: format!("layer {} in {shown}", file.display()),
+                expected: want.to_string(),
+                actual: digest.to_string(),
+            });
         }
-        unpacked.map_err(|source| ImageError::Unpack { reference: shown.to_string(), digest: digest.to_string(), source })?;
+        unpacked.map_err(|source| ImageError::Unpack {
+            reference: shown.to_string(),
+            digest: digest.to_string(),
+            source,
+        })?;
         let target = self.inner.layout.layer(chain);
-        if let Err(e) = fs::rename(&dest, &target) {
-            if !target.is_dir() {
-                return Err(ImageError::io("renaming into place", &target)(e));
-            }
+        if let Err(e) = fs::rename(&dest, &target)
+            && !target.is_dir()
+        {
+            return Err(ImageError::io("renaming into place", &target)(e));
         }
         Ok((digest, size))
     }
@@ -309,12 +342,18 @@ fn extract(archive: &Path, dest: &Path) -> Result<(), UnpackError> {
             tar::EntryType::Symlink => {
                 let target = entry.link_name().map_err(UnpackError::Tar)?.map(|t| t.into_owned()).unwrap_or_default();
                 let resolved = rel.parent().unwrap_or(Path::new("")).join(&target);
-                let clean = clean_relative(&resolved).ok_or(UnpackError::Escape { entry: String::from_utf8_lossy(&raw).into(), why: "symlink out of the archive" })?;
+                let clean = clean_relative(&resolved).ok_or(UnpackError::Escape {
+                    entry: String::from_utf8_lossy(&raw).into(),
+                    why: "symlink out of the archive",
+                })?;
                 let from = dest.join(clean);
                 fs::copy(&from, &path).map_err(UnpackError::io("copying", &from))?;
             }
             other => {
-                return Err(UnpackError::BadEntry { entry: String::from_utf8_lossy(&raw).into(), why: format!("unexpected {other:?} entry in an image archive") });
+                return Err(UnpackError::BadEntry {
+                    entry: String::from_utf8_lossy(&raw).into(),
+                    why: format!("unexpected {other:?} entry in an image archive"),
+                });
             }
         }
     }

@@ -21,10 +21,15 @@ pub fn host() -> Platform {
 /// entry without a variant (arm64's "v8" is its only variant, so the two are the same).
 pub fn select<'a>(entries: &'a [Descriptor], want: &Platform) -> Option<&'a Descriptor> {
     let same_variant = |p: &Platform| {
-        p.variant == want.variant || (p.architecture == "arm64" && matches!(p.variant.as_str(), "" | "v8") && matches!(want.variant.as_str(), "" | "v8"))
+        p.variant == want.variant
+            || (p.architecture == "arm64"
+                && matches!(p.variant.as_str(), "" | "v8")
+                && matches!(want.variant.as_str(), "" | "v8"))
     };
     let candidates = || {
-        entries.iter().filter(|e| e.platform.as_ref().is_some_and(|p| p.os == want.os && p.architecture == want.architecture))
+        entries
+            .iter()
+            .filter(|e| e.platform.as_ref().is_some_and(|p| p.os == want.os && p.architecture == want.architecture))
     };
     candidates()
         .find(|e| e.platform.as_ref().is_some_and(same_variant))
@@ -36,13 +41,23 @@ pub fn describe(entries: &[Descriptor]) -> String {
     let names: Vec<String> = entries
         .iter()
         .filter_map(|e| e.platform.as_ref())
-        .map(|p| if p.variant.is_empty() { format!("{}/{}", p.os, p.architecture) } else { format!("{}/{}/{}", p.os, p.architecture, p.variant) })
+        .map(|p| {
+            if p.variant.is_empty() {
+                format!("{}/{}", p.os, p.architecture)
+            } else {
+                format!("{}/{}/{}", p.os, p.architecture, p.variant)
+            }
+        })
         .collect();
     if names.is_empty() { "no platform entries".into() } else { names.join(", ") }
 }
 
 pub fn name(p: &Platform) -> String {
-    if p.variant.is_empty() { format!("{}/{}", p.os, p.architecture) } else { format!("{}/{}/{}", p.os, p.architecture, p.variant) }
+    if p.variant.is_empty() {
+        format!("{}/{}", p.os, p.architecture)
+    } else {
+        format!("{}/{}/{}", p.os, p.architecture, p.variant)
+    }
 }
 
 #[cfg(test)]

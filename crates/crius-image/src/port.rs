@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use crius_core::Result;
 use crius_core::image::{Digest, FsUsage, ImageRecord, ImageRef, RegistryAuth};
 use crius_core::ports::ImageStore;
-use crius_core::Result;
 
 use crate::store::ImageStoreImpl;
 

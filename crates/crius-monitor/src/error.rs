@@ -6,8 +6,8 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("pod id {id:?} is not usable in a path: {reason}")]
-    InvalidPodId { id: String, reason: &'static str },
+    #[error("{kind} id {id:?} is not usable in a path: {reason}")]
+    InvalidId { kind: &'static str, id: String, reason: &'static str },
     #[error("{what}")]
     Sys {
         what: String,
@@ -38,6 +38,13 @@ pub enum MonitorError {
     Protocol(String),
     #[error("the monitor refused the request: {0}")]
     Refused(String),
+    #[error("no monitor answers for pod {pod_id} at {socket}")]
+    NotRunning {
+        pod_id: String,
+        socket: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl MonitorError {

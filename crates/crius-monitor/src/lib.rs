@@ -6,10 +6,16 @@
 //! - [`run_monitor`] is the monitor process's entry (the binary's hidden `monitor` subcommand).
 //! - [`port::MonitorPort`] is the daemon's side: crius-core's `PodMonitor` port.
 //! - [`protocol`] holds the wire messages, [`client`] a blocking client for them.
+//! - Containers: the monitor creates them with the OCI runtime while holding their stdio, writes
+//!   their output to CRI log files ([`crilog`]) and records their exits ([`exits`]);
+//!   `MonitorPort` also implements crius-core's `ContainerMonitor`, and [`exits::ExitDir`] its
+//!   `ExitRecords`.
 
 pub mod args;
 pub mod client;
+pub mod crilog;
 pub mod error;
+pub mod exits;
 pub mod paths;
 pub mod port;
 pub mod protocol;
@@ -20,5 +26,6 @@ mod reaper;
 
 pub use args::MonitorArgs;
 pub use error::MonitorError;
+pub use exits::ExitDir;
 pub use monitor::run_monitor;
 pub use port::{MonitorConfig, MonitorPort};

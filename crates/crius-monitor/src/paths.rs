@@ -20,6 +20,11 @@ pub struct PodPaths {
     pub socket: PathBuf,
     /// <run_dir>/pods/<id>/monitor.log
     pub log: PathBuf,
+    /// <run_dir>/pods/<id>/containers: per-container files of the monitor (pid file, runtime
+    /// log, console socket).
+    pub containers: PathBuf,
+    /// <run_dir>/exits: one record per container exit, for every pod.
+    pub exits: PathBuf,
     /// The extra pin of the network namespace, <netns_dir>/crius-<id>, if configured.
     pub netns_link: Option<PathBuf>,
 }
@@ -33,6 +38,8 @@ impl PodPaths {
             ns_root: run_dir.join("ns"),
             socket: pod_dir.join("monitor.sock"),
             log: pod_dir.join("monitor.log"),
+            containers: pod_dir.join("containers"),
+            exits: run_dir.join("exits"),
             pod_dir,
             netns_link: netns_dir.map(|d| d.join(format!("crius-{pod_id}"))),
         })
@@ -76,7 +83,13 @@ impl PodPaths {
 
 /// Pod ids end up in paths and in a cgroup name: one safe path component.
 pub fn validate_pod_id(id: &str) -> Result<()> {
-    let invalid = |reason| Err(MonitorError::InvalidPodId { id: id.to_string(), reason });
+    validate_id("pod", id)
+}
+
+/// Ids (of a pod, a container) end up in paths, cgroup names and runtime argv: one safe path
+/// component that cannot be read as a flag.
+pub fn validate_id(kind: &'static str, id: &str) -> Result<()> {
+    let invalid = |reason| Err(MonitorError::InvalidId { kind, id: id.to_string(), reason });
     if id.is_empty() || id.len() > 128 {
         return invalid("it must have 1 to 128 characters");
     }
@@ -103,6 +116,8 @@ mod tests {
         assert_eq!(p.pin(NsKind::Net), Path::new("/run/crius/ns/net/abc"));
         assert_eq!(p.pin(NsKind::Pid), Path::new("/run/crius/ns/pid/abc"));
         assert_eq!(p.socket, Path::new("/run/crius/pods/abc/monitor.sock"));
+        assert_eq!(p.containers, Path::new("/run/crius/pods/abc/containers"));
+        assert_eq!(p.exits, Path::new("/run/crius/exits"));
         assert_eq!(p.netns_link.as_deref(), Some(Path::new("/run/netns/crius-abc")));
         assert_eq!(p.all_pins().len(), 5);
         let ns = p.namespace_paths(NamespaceSet { net: true, pid: true, ..Default::default() });

@@ -14,16 +14,20 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crius_core::Error;
+use crius_core::ports::container::{ContainerLaunch, ContainerMonitor};
 use crius_core::ports::{MonitorSpec, PendingMonitor, PodMonitor};
 use crius_core::sandbox::model::{PodResources, ProcRef};
 use crius_sys::cgroups::{self, CgroupDriver, CgroupLayout, DEFAULT_ROOT};
 use crius_sys::namespaces::NsKind;
+use crius_sys::process::Pidfd;
 use crius_sys::{mounts, process};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
 
 use crate::args::MonitorArgs;
 use crate::error::{MonitorError, chain};
+use crate::exits::ExitDir;
 use crate::paths::{PodPaths, namespace_set};
 use crate::protocol::{COMMIT, MAX_LINE, Op, Ready, Response, decode_ready, encode_spec};
 use crate::{client, exit_watch, reaper};
@@ -45,6 +49,8 @@ pub struct MonitorConfig {
     pub shutdown_timeout: Duration,
     /// How long dropping an uncommitted monitor waits for it to undo itself.
     pub undo_timeout: Duration,
+    /// How long a container request (create, start, reopen_log) may take.
+    pub container_timeout: Duration,
 }
 
 impl MonitorConfig {
@@ -58,6 +64,7 @@ impl MonitorConfig {
             ready_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             undo_timeout: Duration::from_secs(10),
+            container_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -96,6 +103,36 @@ impl MonitorPort {
     pub fn status(&self, pod_id: &str) -> Result<Response, MonitorError> {
         let paths = self.paths(pod_id)?;
         client::request(&paths.socket, Op::Status, self.config.shutdown_timeout)
+    }
+
+    /// The exit records the monitors write (`<run_dir>/exits`): crius-core's `ExitRecords`.
+    pub fn exit_records(&self) -> ExitDir {
+        ExitDir::new(self.config.run_dir.join("exits"))
+    }
+
+    /// Sends a container op to the monitor of `pod_id`; a refusal is an error.
+    fn container_request(&self, pod_id: &str, op: Op) -> Result<Response, MonitorError> {
+        let paths = self.paths(pod_id)?;
+        let not_running =
+            |source| MonitorError::NotRunning { pod_id: pod_id.to_string(), socket: paths.socket.clone(), source };
+        if !paths.socket.exists() {
+            return Err(not_running(io::Error::from(io::ErrorKind::NotFound)));
+        }
+        let name = op.name();
+        let reply = match client::request(&paths.socket, op, self.config.container_timeout) {
+            Ok(reply) => reply,
+            Err(MonitorError::Io { source, .. })
+                if matches!(source.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) =>
+            {
+                return Err(not_running(source));
+            }
+            Err(e) => return Err(e),
+        };
+        if !reply.ok {
+            let message = reply.error.unwrap_or_else(|| "no reason given".into());
+            return Err(MonitorError::Refused(format!("{name}: {message}")));
+        }
+        Ok(reply)
     }
 
     /// The flags the monitor of `pod_id` is started with.
@@ -300,6 +337,51 @@ impl PodMonitor for MonitorPort {
     }
 }
 
+impl ContainerMonitor for MonitorPort {
+    fn create_container(&self, pod_id: &str, launch: &ContainerLaunch) -> crius_core::Result<ProcRef> {
+        let what = || format!("creating container {} in pod {pod_id}", launch.container_id);
+        let reply = self
+            .container_request(pod_id, Op::CreateContainer { launch: launch.clone() })
+            .map_err(|e| to_core(e, what()))?;
+        reply.container.ok_or_else(|| {
+            to_core(MonitorError::Protocol("the monitor's reply to create_container names no process".into()), what())
+        })
+    }
+
+    fn start_container(&self, pod_id: &str, container_id: &str) -> crius_core::Result<()> {
+        self.container_request(pod_id, Op::StartContainer { container_id: container_id.to_string() })
+            .map(drop)
+            .map_err(|e| to_core(e, format!("starting container {container_id} in pod {pod_id}")))
+    }
+
+    fn reopen_log(&self, pod_id: &str, container_id: &str) -> crius_core::Result<()> {
+        self.container_request(pod_id, Op::ReopenLog { container_id: container_id.to_string() })
+            .map(drop)
+            .map_err(|e| to_core(e, format!("reopening the log of container {container_id} in pod {pod_id}")))
+    }
+
+    fn signal(&self, process: &ProcRef, signal: i32) -> crius_core::Result<bool> {
+        let sig = Signal::try_from(signal).map_err(|_| Error::invalid(format!("{signal} is not a signal number")))?;
+        let what = || format!("sending signal {signal} to pid {}", process.pid);
+        match Pidfd::open_verified(process.pid, process.start_time) {
+            // Gone, or the pid names another process now: nothing to signal.
+            Ok(None) => Ok(false),
+            Ok(Some(pidfd)) => pidfd.send_signal(sig).map_err(|e| Error::internal(what(), e)),
+            Err(e) => Err(Error::internal(what(), e)),
+        }
+    }
+
+    fn wait_exit(&self, process: &ProcRef, timeout: Duration) -> crius_core::Result<bool> {
+        let what = || format!("waiting for pid {} to exit", process.pid);
+        match Pidfd::open_verified(process.pid, process.start_time) {
+            Ok(None) => Ok(true),
+            // Readable once the process has exited, reaped or not (the monitor reaps it).
+            Ok(Some(pidfd)) => pidfd.wait_exit(Some(timeout)).map_err(|e| Error::internal(what(), e)),
+            Err(e) => Err(Error::internal(what(), e)),
+        }
+    }
+}
+
 /// A monitor between spawn and its ready line. Dropped before that, it kills the monitor and
 /// waits for it.
 struct Starting {
@@ -433,7 +515,9 @@ fn read_line_within(reader: &mut (impl Read + AsFd), timeout: Duration) -> io::R
 /// Maps an adapter error onto the domain's kinds, with what crius was doing.
 fn to_core(e: MonitorError, what: impl fmt::Display) -> Error {
     let kind_error = match &e {
-        MonitorError::InvalidPodId { .. } => Some(Error::invalid(chain(&e))),
+        MonitorError::InvalidId { .. } => Some(Error::invalid(chain(&e))),
+        // The pod is not (or no longer) ready: its monitor is gone.
+        MonitorError::NotRunning { .. } => Some(Error::precondition(chain(&e))),
         MonitorError::Sys { source, .. } => match source {
             crius_sys::Error::InvalidCgroupParent { .. } | crius_sys::Error::InvalidCgroupName { .. } => {
                 Some(Error::invalid(chain(&e)))

@@ -5,9 +5,18 @@
 //! - On its unix socket (one request per connection, newline-delimited JSON): a [`Request`]
 //!   `{"v":1,"op":"status"}` and a [`Response`]. The version is checked first so a daemon and a
 //!   monitor of different releases fail clearly rather than misread each other.
+//!
+//! Container ops (version 1 too; a monitor without them answers "unknown or malformed op"):
+//! - `{"v":1,"op":"create_container","launch":{ContainerLaunch}}` runs `runtime create` with the
+//!   container's stdio held by the monitor; the reply carries `"container":{"pid":..,"start_time":..}`.
+//! - `{"v":1,"op":"start_container","container_id":".."}` runs `runtime start`.
+//! - `{"v":1,"op":"reopen_log","container_id":".."}` reopens the container's CRI log file.
+//!
+//! When a container exits the monitor writes its `ContainerExit` to `<run_dir>/exits/<id>`.
 
 use crius_core::ports::MonitorSpec;
-use crius_core::sandbox::model::PodResources;
+use crius_core::ports::container::ContainerLaunch;
+use crius_core::sandbox::model::{PodResources, ProcRef};
 use serde::{Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -17,20 +26,40 @@ pub const COMMIT: &str = "commit";
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// A request on the socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub v: u32,
     #[serde(flatten)]
     pub op: Op,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// Whether the pod init still runs.
     Status,
-    /// Kill the pod init, unpin the namespaces, remove the cgroup and the socket, and exit.
+    /// Kill the pod's containers (recording their exits) and the pod init, unpin the namespaces,
+    /// remove the cgroup and the socket, and exit.
     Shutdown,
+    /// `runtime create`; the monitor holds the container's stdio and becomes its reaper.
+    CreateContainer { launch: ContainerLaunch },
+    /// `runtime start`.
+    StartContainer { container_id: String },
+    /// Reopen the container's log file (the kubelet renamed it).
+    ReopenLog { container_id: String },
+}
+
+impl Op {
+    /// The op's name on the wire (for messages).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Status => "status",
+            Op::Shutdown => "shutdown",
+            Op::CreateContainer { .. } => "create_container",
+            Op::StartContainer { .. } => "start_container",
+            Op::ReopenLog { .. } => "reopen_log",
+        }
+    }
 }
 
 impl Request {
@@ -60,6 +89,9 @@ pub struct Response {
     pub init_running: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_exit: Option<InitExit>,
+    /// The container's init, in reply to create_container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ProcRef>,
 }
 
 impl Response {
@@ -162,6 +194,32 @@ mod tests {
         assert_eq!(encode_line(&Request::new(Op::Shutdown)), "{\"v\":1,\"op\":\"shutdown\"}\n");
         assert_eq!(decode_request("{\"v\":1,\"op\":\"status\"}"), Ok(Op::Status));
         assert_eq!(decode_request("{\"op\":\"shutdown\",\"v\":1,\"extra\":true}"), Ok(Op::Shutdown));
+    }
+
+    #[test]
+    fn container_requests_on_the_wire() {
+        let launch = ContainerLaunch {
+            container_id: "c1".into(),
+            bundle: "/b".into(),
+            log_path: Some("/l/0.log".into()),
+            stdin: true,
+            ..Default::default()
+        };
+        let line = encode_line(&Request::new(Op::CreateContainer { launch: launch.clone() }));
+        assert!(line.starts_with("{\"v\":1,\"op\":\"create_container\",\"launch\":{\"container_id\":\"c1\""), "{line}");
+        assert_eq!(decode_request(line.trim()), Ok(Op::CreateContainer { launch }));
+        assert_eq!(
+            encode_line(&Request::new(Op::StartContainer { container_id: "c1".into() })),
+            "{\"v\":1,\"op\":\"start_container\",\"container_id\":\"c1\"}\n"
+        );
+        assert_eq!(
+            decode_request("{\"v\":1,\"op\":\"reopen_log\",\"container_id\":\"c1\"}"),
+            Ok(Op::ReopenLog { container_id: "c1".into() })
+        );
+        assert!(decode_request("{\"v\":1,\"op\":\"start_container\"}").unwrap_err().contains("container_id"));
+        let reply = Response { container: Some(ProcRef { pid: 7, start_time: 9 }), ..Response::ok() };
+        assert_eq!(encode_line(&reply), "{\"v\":1,\"ok\":true,\"container\":{\"pid\":7,\"start_time\":9}}\n");
+        assert_eq!(Op::ReopenLog { container_id: String::new() }.name(), "reopen_log");
     }
 
     #[test]

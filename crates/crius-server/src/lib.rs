@@ -26,14 +26,15 @@ pub type ImageServer = InterceptedService<ImageServiceServer<CriImageService>, R
 
 /// Both CRI services, answering Unavailable until `readiness` is set.
 pub fn services(
-    sandboxes: Arc<crius_core::sandbox::SandboxService>,
+    containers: Arc<crius_core::container::ContainerService>,
+    images: Arc<crius_core::image::ImageService>,
     info: RuntimeInfo,
     readiness: Readiness,
 ) -> (RuntimeServer, ImageServer) {
-    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(sandboxes, info))
+    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(containers, info))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let image = ImageServiceServer::new(CriImageService)
+    let image = ImageServiceServer::new(CriImageService::new(images))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     (InterceptedService::new(runtime, readiness.clone()), InterceptedService::new(image, readiness))

@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use crius_core::container::{ContainerFilter, ContainerService};
 use crius_core::sandbox::SandboxService;
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_server::RuntimeService;
@@ -10,6 +11,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use crate::convert::container as cconv;
+use crate::convert::container_view as cview;
 use crate::convert::sandbox as conv;
 use crate::status::to_status;
 
@@ -34,13 +37,21 @@ pub struct RuntimeInfo {
 
 pub struct CriRuntimeService {
     sandboxes: Arc<SandboxService>,
+    containers: Arc<ContainerService>,
     info: RuntimeInfo,
     pod_cidr: Mutex<String>,
 }
 
 impl CriRuntimeService {
-    pub fn new(sandboxes: Arc<SandboxService>, info: RuntimeInfo) -> Self {
-        CriRuntimeService { sandboxes, info, pod_cidr: Mutex::new(String::new()) }
+    pub fn new(containers: Arc<ContainerService>, info: RuntimeInfo) -> Self {
+        let sandboxes = containers.sandboxes().clone();
+        CriRuntimeService { sandboxes, containers, info, pod_cidr: Mutex::new(String::new()) }
+    }
+
+    /// The statuses of a pod's containers, for PodSandboxStatus and events.
+    fn pod_container_statuses(&self, pod_id: &str) -> Vec<cri::ContainerStatus> {
+        let filter = ContainerFilter { pod_id: Some(pod_id.to_string()), ..Default::default() };
+        self.containers.list(&filter).iter().map(cview::container_status).collect()
     }
 
     fn network_condition(&self) -> cri::RuntimeCondition {
@@ -131,7 +142,7 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::PodSandboxStatusResponse {
             status: Some(conv::pod_sandbox_status(&view)),
             info,
-            containers_statuses: Vec::new(),
+            containers_statuses: if request.verbose { self.pod_container_statuses(&view.record.id) } else { Vec::new() },
             timestamp: now_ns(),
         }))
     }
@@ -205,67 +216,92 @@ impl RuntimeService for CriRuntimeService {
         }))
     }
 
-    async fn create_container(
-        &self,
-        _request: Request<cri::CreateContainerRequest>,
-    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
-        not_yet("CreateContainer")
+    async fn create_container(&self, request: Request<cri::CreateContainerRequest>) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        let request = request.into_inner();
+        let pod_id = require(request.pod_sandbox_id, "pod_sandbox_id")?;
+        let config = cconv::container_config(request.config).map_err(to_status)?;
+        let span = tracing::info_span!("CreateContainer", pod_id = %pod_id, container = %config.metadata.name, image = %config.image);
+        let containers = self.containers.clone();
+        let container_id = blocking(move || containers.create(&pod_id, config)).instrument(span).await?;
+        Ok(Response::new(cri::CreateContainerResponse { container_id }))
     }
 
-    async fn start_container(
-        &self,
-        _request: Request<cri::StartContainerRequest>,
-    ) -> Result<Response<cri::StartContainerResponse>, Status> {
-        not_yet("StartContainer")
+    async fn start_container(&self, request: Request<cri::StartContainerRequest>) -> Result<Response<cri::StartContainerResponse>, Status> {
+        let id = require(request.into_inner().container_id, "container_id")?;
+        let span = tracing::info_span!("StartContainer", container_id = %id);
+        let containers = self.containers.clone();
+        blocking(move || containers.start(&id)).instrument(span).await?;
+        Ok(Response::new(cri::StartContainerResponse {}))
     }
 
-    async fn stop_container(
-        &self,
-        _request: Request<cri::StopContainerRequest>,
-    ) -> Result<Response<cri::StopContainerResponse>, Status> {
-        not_yet("StopContainer")
+    async fn stop_container(&self, request: Request<cri::StopContainerRequest>) -> Result<Response<cri::StopContainerResponse>, Status> {
+        let request = request.into_inner();
+        let id = require(request.container_id, "container_id")?;
+        let span = tracing::info_span!("StopContainer", container_id = %id, timeout = request.timeout);
+        let containers = self.containers.clone();
+        blocking(move || containers.stop(&id, request.timeout)).instrument(span).await?;
+        Ok(Response::new(cri::StopContainerResponse {}))
     }
 
-    async fn remove_container(
-        &self,
-        _request: Request<cri::RemoveContainerRequest>,
-    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
-        not_yet("RemoveContainer")
+    async fn remove_container(&self, request: Request<cri::RemoveContainerRequest>) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        let id = require(request.into_inner().container_id, "container_id")?;
+        let span = tracing::info_span!("RemoveContainer", container_id = %id);
+        let containers = self.containers.clone();
+        blocking(move || containers.remove(&id)).instrument(span).await?;
+        Ok(Response::new(cri::RemoveContainerResponse {}))
     }
 
-    async fn list_containers(
-        &self,
-        _request: Request<cri::ListContainersRequest>,
-    ) -> Result<Response<cri::ListContainersResponse>, Status> {
-        not_yet("ListContainers")
+    async fn list_containers(&self, request: Request<cri::ListContainersRequest>) -> Result<Response<cri::ListContainersResponse>, Status> {
+        let filter = cview::container_filter(request.into_inner().filter);
+        let containers = self.containers.list(&filter).iter().map(cview::container).collect();
+        Ok(Response::new(cri::ListContainersResponse { containers }))
     }
 
-    async fn container_status(
-        &self,
-        _request: Request<cri::ContainerStatusRequest>,
-    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
-        not_yet("ContainerStatus")
+    async fn container_status(&self, request: Request<cri::ContainerStatusRequest>) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        let request = request.into_inner();
+        let id = require(request.container_id, "container_id")?;
+        let view = self.containers.status(&id).map_err(to_status)?;
+        let mut info = std::collections::HashMap::new();
+        if request.verbose {
+            info.insert("info".to_string(), view.verbose_info());
+        }
+        Ok(Response::new(cri::ContainerStatusResponse { status: Some(cview::container_status(&view)), info }))
     }
 
-    async fn update_container_resources(
-        &self,
-        _request: Request<cri::UpdateContainerResourcesRequest>,
-    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
-        not_yet("UpdateContainerResources")
+    async fn update_container_resources(&self, request: Request<cri::UpdateContainerResourcesRequest>) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let id = require(request.container_id, "container_id")?;
+        let resources = request
+            .linux
+            .map(|r| cconv::resources(&r))
+            .ok_or_else(|| Status::invalid_argument("UpdateContainerResources: linux resources are required"))?;
+        let span = tracing::info_span!("UpdateContainerResources", container_id = %id);
+        let containers = self.containers.clone();
+        blocking(move || containers.update_resources(&id, resources)).instrument(span).await?;
+        Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 
-    async fn reopen_container_log(
-        &self,
-        _request: Request<cri::ReopenContainerLogRequest>,
-    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
-        not_yet("ReopenContainerLog")
+    async fn reopen_container_log(&self, request: Request<cri::ReopenContainerLogRequest>) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        let id = require(request.into_inner().container_id, "container_id")?;
+        let containers = self.containers.clone();
+        blocking(move || containers.reopen_log(&id)).await?;
+        Ok(Response::new(cri::ReopenContainerLogResponse {}))
     }
 
-    async fn exec_sync(
-        &self,
-        _request: Request<cri::ExecSyncRequest>,
-    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
-        not_yet("ExecSync")
+    async fn exec_sync(&self, request: Request<cri::ExecSyncRequest>) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        let request = request.into_inner();
+        let id = require(request.container_id, "container_id")?;
+        let span = tracing::info_span!("ExecSync", container_id = %id);
+        let containers = self.containers.clone();
+        let cmd = request.cmd;
+        let timeout = request.timeout;
+        let out = blocking(move || containers.exec_sync(&id, &cmd, timeout)).instrument(span).await?;
+        if out.timed_out {
+            return Err(Status::deadline_exceeded(format!(
+                "ExecSync: the command timed out after {timeout} s and was killed"
+            )));
+        }
+        Ok(Response::new(cri::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code: out.exit_code }))
     }
 
     async fn exec(&self, _request: Request<cri::ExecRequest>) -> Result<Response<cri::ExecResponse>, Status> {
@@ -318,11 +354,29 @@ impl RuntimeService for CriRuntimeService {
         not_yet("CheckpointContainer")
     }
 
-    async fn get_container_events(
-        &self,
-        _request: Request<cri::GetEventsRequest>,
-    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        not_yet("GetContainerEvents")
+    async fn get_container_events(&self, request: Request<cri::GetEventsRequest>) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+        let _ = request;
+        let mut events = self.containers.subscribe_events();
+        let containers = self.containers.clone();
+        let stream = event_stream(move |tx| async move {
+            loop {
+                match events.recv().await {
+                    Ok(ev) => {
+                        let pod = containers.sandboxes().status(&ev.pod_id).ok().map(|v| conv::pod_sandbox_status(&v));
+                        let filter = ContainerFilter { pod_id: Some(ev.pod_id.clone()), ..Default::default() };
+                        let statuses = containers.list(&filter).iter().map(cview::container_status).collect();
+                        if tx.send(Ok(cview::event(&ev, pod, statuses))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "an events subscriber fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream))
     }
 
     async fn list_metric_descriptors(
@@ -341,10 +395,25 @@ impl RuntimeService for CriRuntimeService {
 }
 
 fn require_id(id: String) -> Result<String, Status> {
+    require(id, "pod_sandbox_id")
+}
+
+fn require(id: String, field: &str) -> Result<String, Status> {
     if id.is_empty() {
-        return Err(Status::invalid_argument("pod_sandbox_id must not be empty"));
+        return Err(Status::invalid_argument(format!("{field} must not be empty")));
     }
     Ok(id)
+}
+
+/// A stream fed by a task: the task ends when the client goes away.
+fn event_stream<F, Fut>(task: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<cri::ContainerEventResponse, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(task(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 fn now_ns() -> i64 {

@@ -4,6 +4,7 @@
 //! Everything here is synchronous and small; the callers (the daemon's adapters and the per-pod
 //! monitor) decide threading. Every `unsafe` block carries a `// SAFETY:` line.
 
+pub mod cgroup_oom;
 pub mod cgroups;
 pub mod error;
 pub mod fds;
@@ -12,6 +13,8 @@ pub mod mounts;
 pub mod namespaces;
 pub mod prctl;
 pub mod process;
+pub mod proctree;
+pub mod scm;
 pub mod sysctl;
 pub mod unix_path;
 

@@ -32,6 +32,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// leftover counts as a leak.
 pub const LEAK_GRACE: Duration = Duration::from_secs(10);
 const NS_KINDS: [&str; 4] = ["net", "ipc", "uts", "pid"];
+/// In each test dir: "PID START_TIME" of the test process that made it.
+const OWNER_FILE: &str = "crius-testkit.owner";
+/// In each test dir: the test's cgroup parents, one a line.
+const CGROUPS_FILE: &str = "crius-testkit.cgroups";
+/// Test dirs are /tmp/crius-XXXXXX.
+const DIR_PREFIX: &str = "crius-";
 
 /// Connects a gRPC channel to a unix socket.
 pub async fn connect(socket: &Path) -> Result<Channel> {
@@ -113,8 +119,10 @@ impl TestDaemonBuilder {
     /// Starts with extra environment for this first start only (`restart` goes without it):
     /// what a crash test needs for `CRIUS_CRASH_AT`.
     pub async fn start_with_env(self, bin: impl AsRef<Path>, once_env: &[(&str, &str)]) -> Result<TestDaemon> {
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_stale_test_dirs);
         let dir = tempfile::Builder::new()
-            .prefix("crius-")
+            .prefix(DIR_PREFIX)
             .tempdir_in("/tmp")
             .map_err(|e| Error::context("creating the test dir", e))?;
         let base = dir.path().canonicalize()?;
@@ -126,6 +134,12 @@ impl TestDaemonBuilder {
         let socket = base.join("crius.sock");
         let config_path = base.join("crius.toml");
         let log_path = base.join("daemon.log");
+
+        // Who owns the dir: a later test process sweeps it if this one dies without cleaning up
+        // (killed on a time-out, say).
+        let me = std::process::id() as i32;
+        let my_start = host::proc_stat(me).map(|s| s.start_time).unwrap_or(0);
+        fs::write(base.join(OWNER_FILE), format!("{me} {my_start}\n"))?;
 
         let toml_str = |p: &Path| format!("{:?}", p.to_string_lossy());
         let mut config = format!(
@@ -559,19 +573,15 @@ impl TestDaemon {
     pub fn cgroup_parent(&self) -> String {
         let p = format!("/crius-test-{}", random_hex(6));
         self.known().cgroup_parents.push(p.clone());
+        // For the sweep of a test process that died without cleaning up.
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(self.base.join(CGROUPS_FILE)) {
+            let _ = writeln!(f, "{p}");
+        }
         p
     }
 
     fn cgroup_parent_dirs(&self) -> Vec<PathBuf> {
-        let parents = self.known().cgroup_parents.clone();
-        let hierarchies = host::cgroup_hierarchies();
-        let mut out = Vec::new();
-        for h in &hierarchies {
-            for p in &parents {
-                out.push(h.join(p.trim_start_matches('/')));
-            }
-        }
-        out
+        cgroup_dirs_of(&self.known().cgroup_parents)
     }
 
     // ---- leaks ----
@@ -580,103 +590,21 @@ impl TestDaemon {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pinned_files(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = NS_KINDS.iter().map(|k| self.state.join("ns").join(k)).collect();
-        dirs.extend(self.netns_dir.clone());
-        dirs.iter().flat_map(|d| list_dir(d)).collect()
+    /// What identifies this test's leftovers on the host.
+    fn scope(&self) -> Scope {
+        let mut pin_dirs: Vec<PathBuf> = NS_KINDS.iter().map(|k| self.state.join("ns").join(k)).collect();
+        pin_dirs.extend(self.netns_dir.clone());
+        Scope {
+            base: self.base.clone(),
+            pin_dirs,
+            cgroup_dirs: self.cgroup_parent_dirs(),
+            known_procs: self.known().procs.clone(),
+            daemon: self.child.as_ref().map(|c| c.id() as i32),
+        }
     }
 
-    /// Processes that belong to this test: their command line names the test dirs, they are in
-    /// a namespace of one of its pods or in one of its cgroup parents, they are a pod process
-    /// the harness saw, or they descend from one of those. The daemon itself is left out unless
-    /// `with_daemon`.
     fn test_processes(&self, with_daemon: bool) -> Vec<(host::ProcStat, String, String)> {
-        let me = std::process::id() as i32;
-        let daemon = self.child.as_ref().map(|c| c.id() as i32);
-        let base = self.base.to_string_lossy().into_owned();
-        let hosts = host::host_ns_inodes();
-        let known_procs = self.known().procs.clone();
-        // Namespace inodes are reused once a namespace is gone: only namespaces held right now by
-        // a pin under the test dirs, or by a live pod process the harness saw (same pid and start
-        // time), identify this test's processes. A remembered inode could be another test's pod.
-        let mut ns_set = BTreeSet::new();
-        for k in &known_procs {
-            if host::process_alive(k.pid, Some(k.start_time)) {
-                for kind in NS_KINDS {
-                    ns_set.extend(host::ns_inode_of_pid(k.pid, kind));
-                }
-            }
-        }
-        for p in self.pinned_files() {
-            if let Some(i) = host::ns_inode_of_path(&p) {
-                ns_set.insert(i);
-            }
-        }
-        ns_set.retain(|i| !hosts.contains(i));
-        let mut cg_pids = BTreeSet::new();
-        for d in self.cgroup_parent_dirs() {
-            for c in host::cgroup_tree(&d) {
-                cg_pids.extend(host::cgroup_procs(&c));
-            }
-        }
-
-        let mut stats = BTreeMap::new();
-        let mut matched: BTreeMap<i32, String> = BTreeMap::new();
-        for pid in host::pids() {
-            if pid == me || pid == 1 {
-                continue;
-            }
-            let Some(st) = host::proc_stat(pid) else {
-                continue;
-            };
-            if st.state == 'Z' {
-                continue;
-            }
-            if Some(pid) == daemon {
-                if with_daemon {
-                    matched.insert(pid, "the daemon".into());
-                }
-                stats.insert(pid, st);
-                continue;
-            }
-            let reason = if host::cmdline(pid).contains(&base) {
-                Some("its command line names the test dirs".to_string())
-            } else if let Some(kind) =
-                NS_KINDS.iter().find(|k| host::ns_inode_of_pid(pid, k).is_some_and(|i| ns_set.contains(&i)))
-            {
-                Some(format!("in a pod {kind} namespace"))
-            } else if cg_pids.contains(&pid) {
-                Some("in a test cgroup".to_string())
-            } else {
-                known_procs.iter().find(|k| k.pid == pid && k.start_time == st.start_time).map(|k| k.what.clone())
-            };
-            if let Some(r) = reason {
-                matched.insert(pid, r);
-            }
-            stats.insert(pid, st);
-        }
-        // Descendants of what matched (not of the daemon: its children are its business
-        // while it runs, and they are caught by the other rules when they matter).
-        loop {
-            let mut added = Vec::new();
-            for (pid, st) in &stats {
-                if !matched.contains_key(pid)
-                    && Some(*pid) != daemon
-                    && Some(st.ppid) != daemon
-                    && matched.contains_key(&st.ppid)
-                {
-                    added.push((*pid, format!("a child of {}", st.ppid)));
-                }
-            }
-            if added.is_empty() {
-                break;
-            }
-            matched.extend(added);
-        }
-        matched
-            .into_iter()
-            .filter_map(|(pid, reason)| stats.get(&pid).cloned().map(|st| (st, reason, host::cmdline(pid))))
-            .collect()
+        self.scope().processes(with_daemon)
     }
 
     /// What this test left behind on the host, as sentences; empty when nothing leaked. Meant
@@ -762,24 +690,8 @@ impl TestDaemon {
         errors
     }
 
-    /// SIGKILLs every process of the test (the daemon included) until none is left.
     fn kill_test_processes(&self) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let procs = self.test_processes(true);
-            if procs.is_empty() {
-                return Vec::new();
-            }
-            for (st, _, _) in &procs {
-                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-            }
-            for (st, _, _) in &procs {
-                host::wait_process_gone(st.pid, Some(st.start_time), Duration::from_secs(2));
-            }
-            if Instant::now() >= deadline {
-                return procs.iter().map(|(st, r, c)| format!("could not kill {} ({r}): {c}", st.pid)).collect();
-            }
-        }
+        self.scope().kill_processes()
     }
 
     /// Removes every pod through CRI, on a thread of its own (Drop may run inside a runtime).
@@ -832,18 +744,7 @@ impl TestDaemon {
 
     /// Kills, unmounts and removes whatever is left of the test. Returns what failed.
     fn force_clean(&mut self) -> Vec<String> {
-        let mut errors = Vec::new();
-        for _ in 0..5 {
-            errors = self.kill_test_processes();
-            errors.extend(host::unmount_all_under(&self.base));
-            for d in self.cgroup_parent_dirs() {
-                errors.extend(host::remove_cgroup_tree(&d));
-            }
-            if errors.is_empty() && host::mounts_under(&self.base).is_empty() && self.test_processes(true).is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut errors = self.scope().force_clean();
         if let Some(dir) = self.dir.take()
             && let Err(e) = dir.close()
         {
@@ -874,4 +775,210 @@ fn list_dir(d: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(d).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     v.sort();
     v
+}
+
+/// What identifies one test's leftovers on the host: its dir, where its namespaces are pinned, its
+/// cgroup parents, the pod processes the harness saw and the daemon's pid.
+struct Scope {
+    base: PathBuf,
+    pin_dirs: Vec<PathBuf>,
+    cgroup_dirs: Vec<PathBuf>,
+    known_procs: Vec<KnownProc>,
+    daemon: Option<i32>,
+}
+
+impl Scope {
+    /// Processes that belong to this test: their command line names the test dirs, they are in
+    /// a namespace of one of its pods or in one of its cgroup parents, they are a pod process
+    /// the harness saw, or they descend from one of those. The daemon itself is left out unless
+    /// `with_daemon`.
+    fn processes(&self, with_daemon: bool) -> Vec<(host::ProcStat, String, String)> {
+        let me = std::process::id() as i32;
+        let daemon = self.daemon;
+        // With the slash: /tmp/crius-abc must not match /tmp/crius-abcd.
+        let base = format!("{}/", self.base.to_string_lossy());
+        let hosts = host::host_ns_inodes();
+        let known_procs = &self.known_procs;
+        // Namespace inodes are reused once a namespace is gone: only namespaces held right now by
+        // a pin under the test dirs, or by a live pod process the harness saw (same pid and start
+        // time), identify this test's processes. A remembered inode could be another test's pod.
+        let mut ns_set = BTreeSet::new();
+        for k in known_procs {
+            if host::process_alive(k.pid, Some(k.start_time)) {
+                for kind in NS_KINDS {
+                    ns_set.extend(host::ns_inode_of_pid(k.pid, kind));
+                }
+            }
+        }
+        for p in self.pin_dirs.iter().flat_map(|d| list_dir(d)) {
+            if let Some(i) = host::ns_inode_of_path(&p) {
+                ns_set.insert(i);
+            }
+        }
+        ns_set.retain(|i| !hosts.contains(i));
+        let mut cg_pids = BTreeSet::new();
+        for d in &self.cgroup_dirs {
+            for c in host::cgroup_tree(d) {
+                cg_pids.extend(host::cgroup_procs(&c));
+            }
+        }
+
+        let mut stats = BTreeMap::new();
+        let mut matched: BTreeMap<i32, String> = BTreeMap::new();
+        for pid in host::pids() {
+            if pid == me || pid == 1 {
+                continue;
+            }
+            let Some(st) = host::proc_stat(pid) else {
+                continue;
+            };
+            if st.state == 'Z' {
+                continue;
+            }
+            if Some(pid) == daemon {
+                if with_daemon {
+                    matched.insert(pid, "the daemon".into());
+                }
+                stats.insert(pid, st);
+                continue;
+            }
+            let reason = if host::cmdline(pid).contains(&base) {
+                Some("its command line names the test dirs".to_string())
+            } else if let Some(kind) =
+                NS_KINDS.iter().find(|k| host::ns_inode_of_pid(pid, k).is_some_and(|i| ns_set.contains(&i)))
+            {
+                Some(format!("in a pod {kind} namespace"))
+            } else if cg_pids.contains(&pid) {
+                Some("in a test cgroup".to_string())
+            } else {
+                known_procs.iter().find(|k| k.pid == pid && k.start_time == st.start_time).map(|k| k.what.clone())
+            };
+            if let Some(r) = reason {
+                matched.insert(pid, r);
+            }
+            stats.insert(pid, st);
+        }
+        // Descendants of what matched (not of the daemon: its children are its business
+        // while it runs, and they are caught by the other rules when they matter).
+        loop {
+            let mut added = Vec::new();
+            for (pid, st) in &stats {
+                if !matched.contains_key(pid)
+                    && Some(*pid) != daemon
+                    && Some(st.ppid) != daemon
+                    && matched.contains_key(&st.ppid)
+                {
+                    added.push((*pid, format!("a child of {}", st.ppid)));
+                }
+            }
+            if added.is_empty() {
+                break;
+            }
+            matched.extend(added);
+        }
+        matched
+            .into_iter()
+            .filter_map(|(pid, reason)| stats.get(&pid).cloned().map(|st| (st, reason, host::cmdline(pid))))
+            .collect()
+    }
+
+    /// SIGKILLs every process of the test (the daemon included) until none is left.
+    fn kill_processes(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let procs = self.processes(true);
+            if procs.is_empty() {
+                return Vec::new();
+            }
+            for (st, _, _) in &procs {
+                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+            }
+            for (st, _, _) in &procs {
+                host::wait_process_gone(st.pid, Some(st.start_time), Duration::from_secs(2));
+            }
+            if Instant::now() >= deadline {
+                return procs.iter().map(|(st, r, c)| format!("could not kill {} ({r}): {c}", st.pid)).collect();
+            }
+        }
+    }
+
+    /// Kills every process, unmounts every mount and removes the cgroups of the scope (a few
+    /// rounds, for what a dying process leaves). The dir itself stays. Returns what failed.
+    fn force_clean(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            errors = self.kill_processes();
+            errors.extend(host::unmount_all_under(&self.base));
+            for d in &self.cgroup_dirs {
+                errors.extend(host::remove_cgroup_tree(d));
+            }
+            if errors.is_empty() && host::mounts_under(&self.base).is_empty() && self.processes(true).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        errors
+    }
+}
+
+/// The directory of each cgroup parent in every hierarchy.
+fn cgroup_dirs_of(parents: &[String]) -> Vec<PathBuf> {
+    let hierarchies = host::cgroup_hierarchies();
+    let mut out = Vec::new();
+    for h in &hierarchies {
+        for p in parents {
+            out.push(h.join(p.trim_start_matches('/')));
+        }
+    }
+    out
+}
+
+/// Cleans up after test processes that died without doing it themselves (a test killed on a
+/// time-out does not run its destructors): every /tmp/crius-* test dir whose owner is gone loses
+/// its processes, mounts, cgroups and files. Dirs without an owner file are not the harness's and
+/// are left alone; an flock on the owner file keeps two sweepers apart.
+pub fn sweep_stale_test_dirs() {
+    let Ok(rd) = fs::read_dir("/tmp") else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let base = e.path();
+        let owner_path = base.join(OWNER_FILE);
+        let Ok(owner) = fs::read_to_string(&owner_path) else { continue };
+        let mut it = owner.split_whitespace().map(|w| w.parse::<u64>().ok());
+        let (Some(Some(pid)), Some(Some(start))) = (it.next(), it.next()) else { continue };
+        if host::process_alive(pid as i32, Some(start)) {
+            continue;
+        }
+        let Ok(file) = fs::File::open(&owner_path) else { continue };
+        let Ok(_lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        let parents: Vec<String> = fs::read_to_string(base.join(CGROUPS_FILE))
+            .map(|t| t.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+            .unwrap_or_default();
+        let run = base.join("run");
+        let mut pin_dirs: Vec<PathBuf> = NS_KINDS.iter().map(|k| run.join("ns").join(k)).collect();
+        pin_dirs.push(base.join("netns"));
+        let scope = Scope {
+            base: base.clone(),
+            pin_dirs,
+            cgroup_dirs: cgroup_dirs_of(&parents),
+            known_procs: vec![],
+            daemon: None,
+        };
+        let mut errors = scope.force_clean();
+        if let Err(e) = fs::remove_dir_all(&base)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            errors.push(format!("removing {}: {e}", base.display()));
+        }
+        eprintln!(
+            "crius-testkit: swept {} (its test process {pid} is gone){}",
+            base.display(),
+            if errors.is_empty() { String::new() } else { format!("; left: {}", errors.join("; ")) }
+        );
+    }
 }

@@ -3,12 +3,14 @@
 //! - [`TestDaemon`]: a real `crius daemon` on its own temp dirs (root, state, netns dir, socket,
 //!   config), with connected CRI clients, `kill9`/`restart`/`stop`, a [`TestDaemon::leaks`] check
 //!   and a `Drop` that removes everything the daemon left behind, so a failed test leaks nothing.
+//!   A test process killed before its destructors ran (a time-out) is swept by the next one to
+//!   start a daemon ([`sweep_stale_test_dirs`]).
 //! - [`cri`]: CRI request builders ([`pod_config`] and the [`PodConfigExt`] builder methods).
 //! - [`Nsenter`]: run a command inside a pod's namespaces, by pinned path or `--target PID`.
 //! - [`host`]: readers of /proc (mounts, processes, namespaces) and cgroup paths.
 //!
-//! The crates the tests need are re-exported, so an integration test only depends on this one:
-//! `use crius_testkit::tokio;` makes `#[tokio::test]` work.
+//! The CRI types and clients, tonic, tokio and serde_json are re-exported, so the versions a test
+//! uses are the harness's.
 
 mod builders;
 mod daemon;
@@ -18,7 +20,7 @@ mod info;
 mod nsenter;
 
 pub use builders::{PodConfigExt, filter_id, filter_labels, filter_state, pod_config, run_request, unique_name};
-pub use daemon::{TestDaemon, TestDaemonBuilder};
+pub use daemon::{TestDaemon, TestDaemonBuilder, sweep_stale_test_dirs};
 pub use error::{Error, Result};
 pub use info::{PodInfo, PodNamespaces};
 pub use nsenter::{CmdOutput, Ns, Nsenter};

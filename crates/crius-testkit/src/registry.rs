@@ -93,10 +93,10 @@ impl TestRegistry {
     async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(Error::msg(format!("the registry exited: {status}")));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(Error::msg(format!("the registry exited: {status}")));
             }
             match self.http.get(format!("{}/v2/", self.url())).send().await {
                 Ok(r) if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED => return Ok(()),
@@ -263,7 +263,7 @@ impl TestRegistry {
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- registry {} log (tail) ---\n{}", self.host(), self.log_tail(30));
+            eprintln!("--- registry {} log (tail) ---\n{}", self.host(), self.log_tail(12));
         }
         self.kill();
         // The TempDir removes the storage when it drops.
@@ -278,7 +278,7 @@ fn free_port() -> Result<u16> {
 
 fn config_yaml(storage: &Path, port: u16, dir: &Path, credentials: Option<&(String, String)>) -> Result<String> {
     let mut yaml = format!(
-        "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n",
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n",
         storage.display()
     );
     if let Some((user, password)) = credentials {

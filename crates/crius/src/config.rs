@@ -1,6 +1,7 @@
 //! crius.toml: every setting has a built-in default, so crius runs with no file at all. Unknown
 //! keys and bad values are refused with the file, the key and what is allowed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -56,6 +57,21 @@ pub struct Config {
     pub shm_size: u64,
     /// IPv6 duplicate address detection in pod network namespaces (off: it delays pod start).
     pub ipv6_dad: bool,
+    /// The runtime handler for pods that name none.
+    pub default_runtime: String,
+    /// OCI runtimes by handler name (RunPodSandbox's runtime_handler).
+    pub runtimes: BTreeMap<String, RuntimeConfig>,
+}
+
+/// One OCI runtime (`[runtimes.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The runtime binary: a path, or a name looked up in PATH (and /usr/sbin, /usr/bin, /sbin, /bin).
+    pub binary: PathBuf,
+    /// The runtime's state directory (--root); default `<state>/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -70,6 +86,11 @@ impl Default for Config {
             cgroup_root: "/sys/fs/cgroup".into(),
             shm_size: 64 * 1024 * 1024,
             ipv6_dad: false,
+            default_runtime: "runc".into(),
+            runtimes: ["runc", "crun"]
+                .into_iter()
+                .map(|name| (name.to_string(), RuntimeConfig { binary: name.into(), root: None }))
+                .collect(),
         }
     }
 }
@@ -141,6 +162,14 @@ impl Config {
         if !self.netns_dir.as_os_str().is_empty() && !self.netns_dir.is_absolute() {
             bail!("netns_dir = {:?}: must be an absolute path, or \"\" to turn the ip-netns alias off", self.netns_dir);
         }
+        if !self.runtimes.contains_key(&self.default_runtime) {
+            bail!(
+                "default_runtime = {:?}: no [runtimes.{}] is configured (configured: {})",
+                self.default_runtime,
+                self.default_runtime,
+                self.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
         if self.shm_size < 1024 * 1024 {
             bail!("shm_size = {}: must be at least 1048576 bytes (1 MiB)", self.shm_size);
         }
@@ -151,9 +180,38 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render the config: {e}\n"))
     }
 
+    /// Each runtime with its binary found and its root decided.
+    pub fn runtime_handlers(&self) -> BTreeMap<String, crius_core::ports::container::RuntimeHandler> {
+        self.runtimes
+            .iter()
+            .map(|(name, rt)| {
+                let handler = crius_core::ports::container::RuntimeHandler {
+                    name: name.clone(),
+                    binary: find_binary(&rt.binary).to_string_lossy().into_owned(),
+                    root: rt.root.clone().unwrap_or_else(|| self.state.join(name)).to_string_lossy().into_owned(),
+                };
+                (name.clone(), handler)
+            })
+            .collect()
+    }
+
     pub fn netns_dir(&self) -> Option<&Path> {
         (!self.netns_dir.as_os_str().is_empty()).then_some(self.netns_dir.as_path())
     }
+}
+
+/// A bare name is looked up in PATH and the sbin dirs (runc lives in /usr/sbin on Debian); not
+/// found, it is kept as given so the error names it when it is used.
+fn find_binary(binary: &Path) -> PathBuf {
+    if binary.components().count() > 1 {
+        return binary.to_path_buf();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(binary))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| binary.to_path_buf())
 }
 
 #[cfg(test)]
@@ -209,6 +267,19 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("root"));
         let c = Config { shm_size: 10, ..Default::default() };
         assert!(c.validate().unwrap_err().to_string().contains("shm_size"));
+    }
+
+    #[test]
+    fn runtimes_default_and_override() {
+        let c = Config::from_toml("default_runtime = \"crun\"\n[runtimes.crun]\nbinary = \"/opt/crun\"\n").unwrap();
+        assert_eq!(c.runtimes.len(), 1);
+        c.validate().unwrap();
+        let handlers = c.runtime_handlers();
+        assert_eq!(handlers["crun"].binary, "/opt/crun");
+        assert_eq!(handlers["crun"].root, "/run/crius/crun");
+        let bad = Config::from_toml("default_runtime = \"kata\"").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("[runtimes.kata]"));
+        assert!(Config::default().runtime_handlers().contains_key("runc"));
     }
 
     #[test]

@@ -7,12 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use crius_core::container::{ContainerOptions, ContainerService};
+use crius_core::image::ImageService;
+use crius_core::ports::container::ContainerPorts;
 use crius_core::ports::Ports;
 use crius_core::sandbox::{SandboxOptions, SandboxService};
 use crius_server::{CgroupDriver, Readiness, RuntimeInfo};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
+use crate::adapters::container_fs::HostContainerFs;
 use crate::adapters::pod_files::HostPodFiles;
 use crate::adapters::state_store::FileStateStore;
 use crate::config::{CgroupDriverName, Config};
@@ -37,7 +41,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _lock = crate::lock::lock_state_dir(&config.state)?;
     let listener = bind_socket(&config.listen)?;
 
-    let sandboxes = Arc::new(sandbox_service(&config)?);
+    let monitor = Arc::new(monitor_port(&config)?);
+    let sandboxes = Arc::new(sandbox_service(&config, monitor.clone())?);
+    let images = Arc::new(image_service(&config)?);
+    let containers = Arc::new(container_service(&config, monitor, sandboxes.clone(), &images)?);
+    let weak: std::sync::Weak<dyn crius_core::sandbox::PodContainers> = Arc::downgrade(&containers) as _;
+    sandboxes.set_containers(weak);
     let readiness = Readiness::default();
     let info = RuntimeInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -45,10 +54,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             CgroupDriverName::Cgroupfs => CgroupDriver::Cgroupfs,
             CgroupDriverName::Systemd => CgroupDriver::Systemd,
         },
-        runtime_handlers: vec!["runc".to_string()],
+        runtime_handlers: runtime_handler_names(&config),
         config_json: serde_json::to_string(&config).unwrap_or_default(),
     };
-    let (runtime_service, image_service) = crius_server::services(sandboxes.clone(), info, readiness.clone());
+    let (runtime_service, image_service) = crius_server::services(containers.clone(), images, info, readiness.clone());
     let server = tonic::transport::Server::builder()
         .add_service(runtime_service)
         .add_service(image_service)
@@ -56,18 +65,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(server);
     tracing::info!(socket = %config.listen.display(), "crius is listening; recovering state");
 
-    let recovering = sandboxes.clone();
-    let report = tokio::task::spawn_blocking(move || recovering.recover())
-        .await
-        .context("recovery task failed")?
-        .context("recovering pods")?;
-    for problem in &report.problems {
+    let recovering = containers.clone();
+    let (pods, ctrs) = tokio::task::spawn_blocking(move || {
+        let pods = recovering.sandboxes().recover().context("recovering pods")?;
+        let containers = recovering.recover().context("recovering containers")?;
+        anyhow::Ok((pods, containers))
+    })
+    .await
+    .context("recovery task failed")??;
+    for problem in pods.problems.iter().chain(&ctrs.problems) {
         tracing::error!(problem = %problem, "recovery");
     }
     tracing::info!(
-        ready = report.ready,
-        not_ready = report.not_ready,
-        undone = report.undone.len(),
+        pods_ready = pods.ready,
+        pods_not_ready = pods.not_ready,
+        pods_undone = pods.undone.len(),
+        containers_running = ctrs.running,
+        containers_exited = ctrs.exited,
+        containers_undone = ctrs.undone.len(),
         "recovery done; serving CRI"
     );
     readiness.set_ready();
@@ -79,7 +94,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sandbox_service(config: &Config) -> anyhow::Result<SandboxService> {
+/// The image store under `<root>/images`. Opening it runs the orphan pass: what a pull cut by a
+/// crash left behind is removed before anything is served.
+fn image_service(config: &Config) -> anyhow::Result<ImageService> {
+    let options = crius_image::StoreOptions {
+        root: config.root.clone(),
+        // Defaults until crius.toml has the `[registries."host"]` and `[image_pull]` tables.
+        registries: crius_image::Registries::default(),
+        pull: crius_image::PullConfig::default(),
+    };
+    let (store, orphans) = crius_image::ImageStoreImpl::open(options, tokio::runtime::Handle::current())
+        .context("opening the image store")?;
+    if !orphans.is_empty() {
+        tracing::info!(
+            work_dirs = orphans.tmp_entries,
+            layers = orphans.layers,
+            blobs = orphans.blobs,
+            dropped_images = ?orphans.dropped_images,
+            bytes_freed = orphans.bytes_freed,
+            "image store: removed what interrupted pulls left"
+        );
+    }
+    Ok(ImageService::new(Arc::new(store)))
+}
+
+fn monitor_port(config: &Config) -> anyhow::Result<crius_monitor::MonitorPort> {
     let mut monitor_config = crius_monitor::MonitorConfig::new(
         std::env::current_exe().context("finding the crius binary")?,
         config.state.clone(),
@@ -90,16 +129,26 @@ fn sandbox_service(config: &Config) -> anyhow::Result<SandboxService> {
         CgroupDriverName::Cgroupfs => crius_sys::cgroups::CgroupDriver::Cgroupfs,
         CgroupDriverName::Systemd => crius_sys::cgroups::CgroupDriver::Systemd,
     };
-    let monitor = crius_monitor::MonitorPort::new(monitor_config);
+    Ok(crius_monitor::MonitorPort::new(monitor_config))
+}
+
+/// Handler names, the default first (Status lists it also under "").
+fn runtime_handler_names(config: &Config) -> Vec<String> {
+    let mut names = vec![config.default_runtime.clone()];
+    names.extend(config.runtimes.keys().filter(|n| **n != config.default_runtime).cloned());
+    names
+}
+
+fn sandbox_service(config: &Config, monitor: Arc<crius_monitor::MonitorPort>) -> anyhow::Result<SandboxService> {
     let ports = Ports {
-        pod_state: Arc::new(FileStateStore::new(&config.root).context("preparing the pod record store")?),
+        pod_state: Arc::new(FileStateStore::new(&config.root, "pods").context("preparing the pod record store")?),
         pod_files: Arc::new(HostPodFiles::new(&config.root, &config.state).context("preparing pod directories")?),
-        monitor: Arc::new(monitor),
+        monitor,
     };
     let options = SandboxOptions {
         shm_size_bytes: config.shm_size,
         ipv6_dad: config.ipv6_dad,
-        runtime_handlers: vec!["runc".to_string()],
+        runtime_handlers: runtime_handler_names(config),
     };
     let mut service = SandboxService::new(ports, options);
     if let Ok(step) = std::env::var(CRASH_AT_ENV) {
@@ -112,6 +161,35 @@ fn sandbox_service(config: &Config) -> anyhow::Result<SandboxService> {
         }));
     }
     Ok(service)
+}
+
+fn container_service(
+    config: &Config,
+    monitor: Arc<crius_monitor::MonitorPort>,
+    sandboxes: Arc<SandboxService>,
+    images: &ImageService,
+) -> anyhow::Result<ContainerService> {
+    let handlers = config.runtime_handlers();
+    for handler in handlers.values() {
+        if !Path::new(&handler.binary).is_file() {
+            tracing::warn!(handler = %handler.name, binary = %handler.binary, "runtime binary not found; pods using this handler will fail");
+        }
+    }
+    let ports = ContainerPorts {
+        state: Arc::new(FileStateStore::new(&config.root, "containers").context("preparing the container record store")?),
+        fs: Arc::new(HostContainerFs::new(&config.root, &config.state).context("preparing container directories")?),
+        monitor,
+        exits: Arc::new(crius_monitor::ExitDir::new(config.state.join("exits"))),
+        oci: Arc::new(crius_oci::OciPort::new(crius_oci::OciConfig::new(config.state.join("oci")))),
+        images: images.store().clone(),
+    };
+    let options = ContainerOptions {
+        runtimes: handlers,
+        default_runtime: config.default_runtime.clone(),
+        host: crate::host_caps::detect(&config.cgroup_root, config.cgroup_driver == CgroupDriverName::Systemd),
+    };
+    tracing::debug!(host = ?options.host, "host facts");
+    Ok(ContainerService::new(ports, sandboxes, options))
 }
 
 /// Binds the CRI socket (mode 0660). A stale socket file is replaced; a live one means another

@@ -6,6 +6,8 @@ mod client;
 mod config;
 mod ctl;
 mod daemon;
+mod host_caps;
+mod image_cli;
 mod lock;
 
 use std::process::ExitCode;
@@ -36,6 +38,8 @@ enum Command {
     Version,
     /// A small CRI client (pods, inspect, stop, remove).
     Ctl(ctl::CtlArgs),
+    /// The image store: import an archive, list, remove.
+    Image(image_cli::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn run(flags: &ConfigFlags, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ctl(args) => ctl::run(args, config.listen),
+        Command::Image(args) => image_cli::run(args, &config),
         Command::Monitor(_) => anyhow::bail!("the monitor is started by the daemon before any config is read"),
     }
 }

@@ -202,3 +202,41 @@ async fn after_a_reboot_pods_are_not_ready_and_removable() {
     td.remove_pod(&again).await.expect("remove");
     td.assert_no_leaks().await;
 }
+
+/// The harness itself: what a killed daemon leaves behind shows up in `leaks()`, and dropping the
+/// harness removes it all (so a failing test leaks nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_reports_and_cleans_what_a_killed_daemon_left() {
+    let mut td = daemon().await;
+    let parent = td.cgroup_parent();
+    let id = run(&td, pod_config("leaky").cgroup_parent(&parent)).await;
+    let info = td.pod_info(&id).await.expect("info");
+    let (init, monitor) = (info.init_pid(), info.monitor());
+    let init_start = host::proc_stat(init).unwrap().start_time;
+    let monitor_start = host::proc_stat(monitor).unwrap().start_time;
+    td.kill9();
+
+    let leaks = td.leaks();
+    let has = |pred: &dyn Fn(&str) -> bool, what: &str| {
+        assert!(leaks.iter().any(|l| pred(l)), "leaks() does not report {what}: {leaks:#?}");
+    };
+    has(&|l| l.starts_with("mount ") && l.contains(&id) && l.contains("/shm"), "the shm mount");
+    has(&|l| l.starts_with("mount ") && l.contains("/ns/net/"), "the net pin");
+    has(&|l| l.starts_with(&format!("process {init} ")), "the pod init");
+    has(&|l| l.starts_with(&format!("process {monitor} ")), "the monitor");
+    has(&|l| l.starts_with("leftover ") && l.contains(&format!("pods/{id}")), "the pod dirs");
+    has(&|l| l.starts_with("leftover ") && l.contains(&format!("crius-{id}")), "the netns alias");
+    has(&|l| l.starts_with("cgroup ") && l.contains(&id), "the pod cgroup");
+
+    let base = td.base().to_path_buf();
+    let cgroup = host::cgroup_dir(&parent);
+    drop(td);
+    assert!(host::wait_process_gone(init, Some(init_start), Duration::from_secs(5)), "pod init survived the harness");
+    assert!(
+        host::wait_process_gone(monitor, Some(monitor_start), Duration::from_secs(5)),
+        "monitor survived the harness"
+    );
+    assert!(host::mounts_under(&base).is_empty(), "mounts survived the harness: {:?}", host::mounts_under(&base));
+    assert!(!base.exists(), "{} survived the harness", base.display());
+    assert!(!cgroup.exists(), "{} survived the harness", cgroup.display());
+}

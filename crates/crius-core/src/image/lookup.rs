@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// How the spec matched, which decides what RemoveImage removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Match {
+pub enum Match {
     Id,
     /// The normalised "registry/repository:tag" that matched.
     Tag(String),
@@ -26,15 +26,16 @@ impl ImageService {
     }
 }
 
-pub(crate) fn find(images: &[ImageRecord], spec: &str) -> Result<Option<(ImageRecord, Match)>> {
+/// The image `spec` names among `images` (what CreateContainer resolves its image with).
+pub fn find(images: &[ImageRecord], spec: &str) -> Result<Option<(ImageRecord, Match)>> {
     if spec.is_empty() {
         return Err(Error::invalid("an image is required: give an image id, name or digest"));
     }
     let hex = spec.strip_prefix("sha256:").unwrap_or(spec);
-    if is_sha256_hex(hex) {
-        if let Some(img) = images.iter().find(|i| i.id.hex() == hex) {
-            return Ok(Some((img.clone(), Match::Id)));
-        }
+    if is_sha256_hex(hex)
+        && let Some(img) = images.iter().find(|i| i.id.hex() == hex)
+    {
+        return Ok(Some((img.clone(), Match::Id)));
     }
     if let Ok(r) = ImageRef::parse(spec) {
         if let Some(d) = &r.digest {
@@ -42,10 +43,10 @@ pub(crate) fn find(images: &[ImageRecord], spec: &str) -> Result<Option<(ImageRe
             if let Some(img) = images.iter().find(|i| i.repo_digests.contains(&name)) {
                 return Ok(Some((img.clone(), Match::Digest(name))));
             }
-        } else if let Some(name) = r.tagged_name() {
-            if let Some(img) = images.iter().find(|i| i.repo_tags.contains(&name)) {
-                return Ok(Some((img.clone(), Match::Tag(name))));
-            }
+        } else if let Some(name) = r.tagged_name()
+            && let Some(img) = images.iter().find(|i| i.repo_tags.contains(&name))
+        {
+            return Ok(Some((img.clone(), Match::Tag(name))));
         }
     }
     if hex.len() >= MIN_ID_PREFIX && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {

@@ -16,6 +16,7 @@ mod tests;
 
 use std::sync::Arc;
 
+pub use lookup::{Match, find as find_image};
 pub use model::{DirUsage, FsUsage, ImageConfigInfo, ImageRecord, ImageUser, LayerInfo, RegistryAuth};
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Digest, ImageRef};
 pub use status::ImageView;

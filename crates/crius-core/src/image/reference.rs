@@ -101,10 +101,10 @@ impl ImageRef {
             Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
             None => (name, None),
         };
-        if let Some(tag) = tag {
-            if !is_valid_tag(tag) {
-                return Err(bad(&format!("tag {tag:?} must be 1-128 of [A-Za-z0-9_.-], not starting with . or -")));
-            }
+        if let Some(tag) = tag
+            && !is_valid_tag(tag)
+        {
+            return Err(bad(&format!("tag {tag:?} must be 1-128 of [A-Za-z0-9_.-], not starting with . or -")));
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, rest)) if is_domain(first) => (first.to_string(), rest.to_string()),
@@ -114,9 +114,12 @@ impl ImageRef {
         if !is_valid_domain(&registry) {
             return Err(bad(&format!("registry {registry:?} is not a host name or host:port")));
         }
-        let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') { format!("library/{path}") } else { path };
+        let repository =
+            if registry == DEFAULT_REGISTRY && !path.contains('/') { format!("library/{path}") } else { path };
         if repository.is_empty() || !repository.split('/').all(is_valid_path_component) {
-            return Err(bad("the repository must be lowercase letters, digits and . _ - separators, in /-separated parts"));
+            return Err(bad(
+                "the repository must be lowercase letters, digits and . _ - separators, in /-separated parts",
+            ));
         }
         if registry.len() + 1 + repository.len() > 255 {
             return Err(bad("the name is longer than 255 characters"));
@@ -198,7 +201,9 @@ fn is_valid_domain(d: &str) -> bool {
         }
     };
     let host_ok = !host.is_empty()
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || (d.starts_with('[') && b == b':'));
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || (d.starts_with('[') && b == b':'));
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
@@ -257,7 +262,10 @@ mod tests {
     #[test]
     fn registries_with_ports_and_localhost() {
         let r = p("127.0.0.1:5000/app");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("127.0.0.1:5000", "app", Some("latest")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "app", Some("latest"))
+        );
         let r = p("localhost/a/b:v1");
         assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("localhost", "a/b", Some("v1")));
         assert_eq!(p("[::1]:5000/app:x").registry, "[::1]:5000");

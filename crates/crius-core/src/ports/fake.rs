@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
-use super::{MonitorSpec, PendingMonitor, PodFiles, PodMonitor, PodStateStore, Ports, SandboxFileSet};
+use super::{MonitorSpec, PendingMonitor, PodFiles, PodMonitor, Ports, SandboxFileSet, StateStore};
 use crate::error::{Error, Result};
 use crate::sandbox::model::{NamespacePaths, PodRecord, PodResources, ProcRef};
 
@@ -84,7 +84,7 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(6)]
 }
 
-impl PodStateStore for Fakes {
+impl StateStore<PodRecord> for Fakes {
     fn save(&self, pod: &PodRecord) -> Result<()> {
         self.op("save", &pod.id)?.records.insert(pod.id.clone(), pod.clone());
         Ok(())
@@ -99,6 +99,16 @@ impl PodStateStore for Fakes {
 }
 
 impl PodFiles for Fakes {
+    fn paths(&self, pod_id: &str) -> super::PodFilePaths {
+        let file = |name: &str| format!("/var/lib/crius/pods/{pod_id}/{name}");
+        super::PodFilePaths {
+            hostname: file("hostname"),
+            hosts: file("hosts"),
+            resolv_conf: file("resolv.conf"),
+            shm: format!("/run/crius/pods/{pod_id}/shm"),
+        }
+    }
+
     fn create(&self, pod_id: &str, files: &SandboxFileSet) -> Result<()> {
         let mut w = self.op("create_files", pod_id)?;
         w.files.insert(pod_id.to_string());

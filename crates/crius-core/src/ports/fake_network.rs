@@ -25,7 +25,7 @@ pub struct NetState {
     /// Pods with host ports, by id: the mappings that are forwarded.
     pub hostports: BTreeMap<String, Vec<PortMapping>>,
     /// Held (protocol, host IP or "", host port), with the pod holding it.
-    pub held: BTreeMap<(Protocol, String, i32), String>,
+    pub held: BTreeMap<(&'static str, String, i32), String>,
     /// Requests seen by setup, for assertions on what the domain passed.
     pub requests: Vec<NetworkRequest>,
     pub next_ip: u32,
@@ -138,6 +138,14 @@ impl PodNetwork for FakeNetwork {
     }
 }
 
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    }
+}
+
 fn host_ports(mappings: &[PortMapping]) -> impl Iterator<Item = &PortMapping> {
     mappings.iter().filter(|m| m.host_port > 0)
 }
@@ -154,11 +162,11 @@ impl HostPorts for FakeNetwork {
             if pod_ips.is_empty() {
                 return Err(Error::invalid(format!("pod sandbox {pod_id} has no IP to forward host ports to")));
             }
-            let key = (m.protocol, m.host_ip.clone(), m.host_port);
+            let key = (protocol_name(m.protocol), m.host_ip.clone(), m.host_port);
             if let Some(holder) = s.held.get(&key).filter(|h| *h != pod_id) {
                 return Err(Error::precondition(format!(
-                    "host port {}/{:?} on {:?} is already held by pod sandbox {holder}",
-                    m.host_port, m.protocol, m.host_ip
+                    "host port {}/{} on {:?} is already held by pod sandbox {holder}",
+                    m.host_port, key.0, m.host_ip
                 )));
             }
             keys.insert(key);
@@ -227,7 +235,10 @@ mod tests {
         net.teardown(&request("pod1")).unwrap();
         net.teardown(&request("pod1")).unwrap();
         assert!(net.is_empty());
-        assert_eq!(fakes.log(), ["network_setup pod1", "network_check pod1", "network_teardown pod1", "network_teardown pod1"]);
+        assert_eq!(
+            fakes.log(),
+            ["network_setup pod1", "network_check pod1", "network_teardown pod1", "network_teardown pod1"]
+        );
     }
 
     #[test]

@@ -13,18 +13,23 @@ use crate::sandbox::model::{NewNamespaces, PodRecord, PodResources, ProcRef};
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake_container;
+pub mod container;
 pub mod image;
 
 pub use image::ImageStore;
 
-/// Where pod records live (pods/<id>/state.json), written atomically.
-pub trait PodStateStore: Send + Sync {
-    fn save(&self, pod: &PodRecord) -> Result<()>;
+/// Where records live (pods/<id>/state.json, containers/<id>/state.json), written atomically.
+pub trait StateStore<R>: Send + Sync {
+    fn save(&self, record: &R) -> Result<()>;
     /// Every record that can be read; an unreadable one is reported by the adapter and skipped.
-    fn load_all(&self) -> Result<Vec<PodRecord>>;
-    /// Idempotent: a missing record is success.
+    fn load_all(&self) -> Result<Vec<R>>;
+    /// Removes the record and its directory. Idempotent: a missing record is success.
     fn delete(&self, id: &str) -> Result<()>;
 }
+
+pub type PodStateStore = dyn StateStore<PodRecord>;
 
 /// The per-pod files the containers will mount.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,8 +39,18 @@ pub struct SandboxFileSet {
     pub resolv_conf: String,
 }
 
+/// Where a pod's files are on the host, for its containers' mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodFilePaths {
+    pub hostname: String,
+    pub hosts: String,
+    pub resolv_conf: String,
+    pub shm: String,
+}
+
 /// The pod's directories, files and /dev/shm on the host.
 pub trait PodFiles: Send + Sync {
+    fn paths(&self, pod_id: &str) -> PodFilePaths;
     /// Creates the pod's directories and writes its files. Undo: `remove`.
     fn create(&self, pod_id: &str, files: &SandboxFileSet) -> Result<()>;
     /// Mounts the pod's /dev/shm tmpfs. Undo: `unmount_shm`.
@@ -90,11 +105,11 @@ pub trait PodMonitor: Send + Sync {
 /// Every port, as one bundle the binary wires.
 #[derive(Clone)]
 pub struct Ports {
-    pub pod_state: Arc<dyn PodStateStore>,
+    pub pod_state: Arc<PodStateStore>,
     pub pod_files: Arc<dyn PodFiles>,
     pub monitor: Arc<dyn PodMonitor>,
 }
 
-pub mod network;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake_network;
+pub mod network;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 pub use list::PodFilter;
 pub use recover::PodRecoveryReport;
+pub(crate) use run::now_ns;
 pub use status::PodView;
 
 use crate::ports::Ports;
@@ -44,8 +45,15 @@ impl Default for SandboxOptions {
 /// injection in tests (CRIUS_CRASH_AT).
 pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// What a pod's Stop and Remove need from its containers (implemented by the container service).
+pub trait PodContainers: Send + Sync {
+    fn stop_pod_containers(&self, pod_id: &str) -> crate::Result<()>;
+    fn remove_pod_containers(&self, pod_id: &str) -> crate::Result<()>;
+}
+
 pub struct SandboxService {
     ports: Ports,
+    containers: std::sync::OnceLock<std::sync::Weak<dyn PodContainers>>,
     pods: Arc<PodStore>,
     names: NameIndex,
     options: SandboxOptions,
@@ -56,7 +64,8 @@ impl SandboxService {
     pub fn new(ports: Ports, options: SandboxOptions) -> Self {
         SandboxService {
             ports,
-            pods: Arc::new(PodStore::default()),
+            containers: std::sync::OnceLock::new(),
+            pods: Arc::new(PodStore::new("pod sandbox")),
             names: NameIndex::new("pod sandbox"),
             options,
             step_hook: None,
@@ -70,5 +79,23 @@ impl SandboxService {
 
     pub fn pods(&self) -> &Arc<PodStore> {
         &self.pods
+    }
+
+    /// Connects the containers, whose Stop and Remove go with the pod's.
+    pub fn set_containers(&self, containers: std::sync::Weak<dyn PodContainers>) {
+        let _ = self.containers.set(containers);
+    }
+
+    fn pod_containers(&self) -> Option<Arc<dyn PodContainers>> {
+        self.containers.get().and_then(std::sync::Weak::upgrade)
+    }
+
+    /// Whether the process is still the one recorded.
+    pub fn process_alive(&self, process: &model::ProcRef) -> bool {
+        self.ports.monitor.is_alive(process)
+    }
+
+    pub fn pod_file_paths(&self, pod_id: &str) -> crate::ports::PodFilePaths {
+        self.ports.pod_files.paths(pod_id)
     }
 }

@@ -50,11 +50,11 @@ impl SandboxService {
         match init {
             Some(init) if self.ports.monitor.is_alive(&init) => {
                 report.ready += 1;
-                self.ports.monitor.watch_exit(init, Box::new(move || entry.mark_init_exited()));
+                self.ports.monitor.watch_exit(init, Box::new(move || entry.mark_process_exited()));
             }
             _ => {
                 report.not_ready += 1;
-                entry.mark_init_exited();
+                entry.mark_process_exited();
             }
         }
     }

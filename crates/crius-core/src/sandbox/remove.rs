@@ -12,6 +12,9 @@ impl SandboxService {
         };
         let record = entry.snapshot();
         self.stop(&record.id)?;
+        if let Some(containers) = self.pod_containers() {
+            containers.remove_pod_containers(&record.id)?;
+        }
         let _op = entry.lock_op();
         self.delete_pod_files(&record)?;
         self.pods.remove(&record.id);

@@ -104,7 +104,7 @@ impl SandboxService {
         reservation.keep();
         rb.disarm();
         if let Some(init) = init {
-            self.ports.monitor.watch_exit(init, Box::new(move || entry.mark_init_exited()));
+            self.ports.monitor.watch_exit(init, Box::new(move || entry.mark_process_exited()));
         }
         tracing::info!(pod_id = %id, pod = %name, "pod sandbox ready");
         Ok(id)

@@ -17,7 +17,7 @@ pub struct PodView {
 impl PodView {
     pub(crate) fn of(entry: &PodEntry) -> Self {
         let record = entry.snapshot();
-        let ready = record.state == PodState::Ready && !entry.init_exited();
+        let ready = record.state == PodState::Ready && !entry.process_exited();
         PodView { record, ready }
     }
 

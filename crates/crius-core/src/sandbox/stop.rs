@@ -15,10 +15,13 @@ impl SandboxService {
         if record.state == PodState::Stopped {
             return Ok(());
         }
+        if let Some(containers) = self.pod_containers() {
+            containers.stop_pod_containers(&record.id)?;
+        }
         self.release_runtime_resources(&record)?;
         // Recorded, so a stop that ran before a reboot or a restart is not redone.
-        entry.update_persisted(self.ports.pod_state.as_ref(), |r| r.state = PodState::Stopped)?;
-        entry.mark_init_exited();
+        entry.update_persisted(|r| self.ports.pod_state.save(r), |r| r.state = PodState::Stopped)?;
+        entry.mark_process_exited();
         tracing::info!(pod_id = %record.id, "pod sandbox stopped");
         Ok(())
     }

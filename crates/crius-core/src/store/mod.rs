@@ -2,10 +2,30 @@
 //! prefix is a range), a name index, and name reservations that are RAII guards.
 
 mod names;
-mod pods;
+mod objects;
 
 pub use names::{NameIndex, NameReservation};
-pub use pods::{PodEntry, PodStore};
+pub use objects::{Entry, ObjectStore, Record};
+
+use crate::container::model::ContainerRecord;
+use crate::sandbox::model::PodRecord;
+
+pub type PodEntry = Entry<PodRecord>;
+pub type PodStore = ObjectStore<PodRecord>;
+pub type ContainerEntry = Entry<ContainerRecord>;
+pub type ContainerStore = ObjectStore<ContainerRecord>;
+
+impl Record for PodRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Record for ContainerRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 use std::collections::BTreeMap;
 

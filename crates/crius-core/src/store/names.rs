@@ -43,6 +43,11 @@ impl NameIndex {
         }
     }
 
+    /// Releases whatever name `id` holds (when its name cannot be rebuilt).
+    pub fn release_id(&self, id: &str) {
+        self.lock().retain(|_, holder| holder != id);
+    }
+
     pub fn holder(&self, name: &str) -> Option<String> {
         self.lock().get(name).cloned()
     }

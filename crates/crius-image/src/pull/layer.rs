@@ -118,7 +118,11 @@ impl Inner {
                 hasher.update(&chunk);
                 progress.add_bytes(chunk.len());
                 if hasher.bytes() > job.size {
-                    return Err(ImageError::SizeMismatch { what: what.clone(), expected: job.size, actual: hasher.bytes() });
+                    return Err(ImageError::SizeMismatch {
+                        what: what.clone(),
+                        expected: job.size,
+                        actual: hasher.bytes(),
+                    });
                 }
                 unpacker.feed(chunk).await;
             }
@@ -208,7 +212,9 @@ impl Unpacker {
 
     async fn join(&mut self) -> Result<Unpacked, UnpackError> {
         match self.handle.take() {
-            Some(h) => h.await.unwrap_or_else(|e| Err(UnpackError::Tar(std::io::Error::other(format!("unpack task: {e}"))))),
+            Some(h) => {
+                h.await.unwrap_or_else(|e| Err(UnpackError::Tar(std::io::Error::other(format!("unpack task: {e}")))))
+            }
             None => Err(UnpackError::Tar(std::io::Error::other("unpack task already joined"))),
         }
     }

@@ -32,7 +32,11 @@ impl ImageStoreImpl {
 impl Inner {
     /// A pull that fails leaves nothing: the layers it had already put in place are collected
     /// (unless another image or pull uses them).
-    pub(crate) async fn pull(self: &Arc<Self>, reference: &ImageRef, auth: &RegistryAuth) -> Result<ImageRecord, ImageError> {
+    pub(crate) async fn pull(
+        self: &Arc<Self>,
+        reference: &ImageRef,
+        auth: &RegistryAuth,
+    ) -> Result<ImageRecord, ImageError> {
         let result = self.pull_uncollected(reference, auth).await;
         if let Err(e) = &result {
             tracing::warn!(image = %reference, error = %e, "pull failed");
@@ -41,7 +45,11 @@ impl Inner {
         result
     }
 
-    async fn pull_uncollected(self: &Arc<Self>, reference: &ImageRef, auth: &RegistryAuth) -> Result<ImageRecord, ImageError> {
+    async fn pull_uncollected(
+        self: &Arc<Self>,
+        reference: &ImageRef,
+        auth: &RegistryAuth,
+    ) -> Result<ImageRecord, ImageError> {
         let started = Instant::now();
         let shown = reference.to_string();
         let resolved = resolve::resolve(self, reference, auth).await?;
@@ -58,7 +66,8 @@ impl Inner {
         let client = &resolved.client;
         let config_digest = parse_digest(&resolved.manifest.config.digest, &shown)?;
         let config_bytes = client.small_blob(&config_digest, resolved.manifest.config.size, MAX_CONFIG_BYTES).await?;
-        let bad_config = |why: String| ImageError::BadConfig { reference: shown.clone(), digest: config_digest.to_string(), why };
+        let bad_config =
+            |why: String| ImageError::BadConfig { reference: shown.clone(), digest: config_digest.to_string(), why };
         let config = ConfigFile::parse(&config_bytes).map_err(bad_config)?;
         let diff_ids = config.diff_ids().map_err(bad_config)?;
         let layers = &resolved.manifest.layers;
@@ -133,7 +142,8 @@ impl Inner {
 
     fn commit_names(&self, id: &Digest, tag: Option<&str>, repo_digest: &str) -> Result<ImageRecord, ImageError> {
         let mut state = self.state();
-        let existing = state.index.images.get(id).cloned().ok_or_else(|| ImageError::ImageNotFound { id: id.to_string() })?;
+        let existing =
+            state.index.images.get(id).cloned().ok_or_else(|| ImageError::ImageNotFound { id: id.to_string() })?;
         let mut next = state.index.clone();
         let record = next.put(existing, tag, Some(repo_digest));
         if next.images.get(id) != state.index.images.get(id) || tag.is_some() {

@@ -21,7 +21,11 @@ pub(crate) struct Resolved {
     pub manifest_digest: Digest,
 }
 
-pub(crate) async fn resolve(inner: &Arc<Inner>, reference: &ImageRef, auth: &RegistryAuth) -> Result<Resolved, ImageError> {
+pub(crate) async fn resolve(
+    inner: &Arc<Inner>,
+    reference: &ImageRef,
+    auth: &RegistryAuth,
+) -> Result<Resolved, ImageError> {
     let shown = reference.to_string();
     let (endpoints, _upstream) = endpoints_for(&inner.registries, &reference.registry, auth);
     let mut attempts = Vec::new();
@@ -29,8 +33,13 @@ pub(crate) async fn resolve(inner: &Arc<Inner>, reference: &ImageRef, auth: &Reg
     for endpoint in endpoints {
         let mirror = endpoint.mirror;
         let host = endpoint.host.clone();
-        let client =
-            RegistryClient::new(inner.http.clone(), endpoint, &reference.repository, &shown, inner.pull.progress_timeout());
+        let client = RegistryClient::new(
+            inner.http.clone(),
+            endpoint,
+            &reference.repository,
+            &shown,
+            inner.pull.progress_timeout(),
+        );
         match resolve_on(client, reference).await {
             Ok(r) => {
                 if mirror {
@@ -58,16 +67,18 @@ async fn resolve_on(client: RegistryClient, reference: &ImageRef) -> Result<Reso
     let shown = reference.to_string();
     let bad = |why: String| ImageError::BadManifest { reference: shown.clone(), why };
     let top = client.manifest(&reference.manifest_reference(), MAX_MANIFEST_BYTES).await?;
-    if let Some(want) = &reference.digest {
-        if &top.digest != want {
-            return Err(ImageError::DigestMismatch {
-                what: format!("manifest of {shown} from {}", client.registry()),
-                expected: want.to_string(),
-                actual: top.digest.to_string(),
-            });
-        }
+    if let Some(want) = &reference.digest
+        && &top.digest != want
+    {
+        return Err(ImageError::DigestMismatch {
+            what: format!("manifest of {shown} from {}", client.registry()),
+            expected: want.to_string(),
+            actual: top.digest.to_string(),
+        });
     }
-    let (manifest, manifest_bytes, manifest_digest) = match manifest::parse(&top.bytes, top.content_type.as_deref()).map_err(bad)? {
+    let (manifest, manifest_bytes, manifest_digest) = match manifest::parse(&top.bytes, top.content_type.as_deref())
+        .map_err(bad)?
+    {
         Parsed::Manifest(m) => (m, top.bytes.clone(), top.digest.clone()),
         Parsed::Index(index) => {
             let host = platform::host();

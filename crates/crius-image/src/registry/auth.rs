@@ -40,7 +40,13 @@ impl Credentials {
 
     /// The most specific form given wins: a registry token, an identity token, a username and
     /// password, then the base64 `auth` pair.
-    pub fn from_parts(username: &str, password: &str, auth: &str, identity_token: &str, registry_token: &str) -> Credentials {
+    pub fn from_parts(
+        username: &str,
+        password: &str,
+        auth: &str,
+        identity_token: &str,
+        registry_token: &str,
+    ) -> Credentials {
         if !registry_token.is_empty() {
             return Credentials::Token(registry_token.to_string());
         }
@@ -189,7 +195,9 @@ mod tests {
     fn credentials_from_cri_auth_config() {
         let auth = RegistryAuth { auth: STANDARD.encode("alice:s3cret:with:colons"), ..Default::default() };
         match Credentials::from_auth(&auth) {
-            Credentials::Basic { username, password } => assert_eq!((username.as_str(), password.as_str()), ("alice", "s3cret:with:colons")),
+            Credentials::Basic { username, password } => {
+                assert_eq!((username.as_str(), password.as_str()), ("alice", "s3cret:with:colons"))
+            }
             other => panic!("{other:?}"),
         }
         let auth = RegistryAuth { registry_token: "tok".into(), username: "u".into(), ..Default::default() };

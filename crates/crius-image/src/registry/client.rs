@@ -34,7 +34,13 @@ pub struct Fetched {
 }
 
 impl RegistryClient {
-    pub fn new(http: reqwest::Client, endpoint: Endpoint, repository: &str, shown: &str, progress_timeout: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: Endpoint,
+        repository: &str,
+        shown: &str,
+        progress_timeout: Duration,
+    ) -> Self {
         let authorization = match &endpoint.credentials {
             Credentials::Token(t) => Some(format!("Bearer {t}")),
             _ => None,
@@ -72,7 +78,8 @@ impl RegistryClient {
             let resp = self.timed(req.send(), what).await?.map_err(|e| self.unreachable(e))?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !answered_challenge {
-                let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
+                let challenge =
+                    resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
                 if let Some(challenge) = challenge {
                     self.answer(challenge).await?;
                     answered_challenge = true;
@@ -173,7 +180,12 @@ impl RegistryClient {
                     hint: " (refused by the token service)",
                 });
             }
-            return Err(ImageError::TokenRefused { realm: realm.into(), reference: self.shown.clone(), status: status.as_u16(), body });
+            return Err(ImageError::TokenRefused {
+                realm: realm.into(),
+                reference: self.shown.clone(),
+                status: status.as_u16(),
+                body,
+            });
         }
         let token: TokenResponse = resp.json().await.map_err(|e| ImageError::TokenRefused {
             realm: realm.into(),

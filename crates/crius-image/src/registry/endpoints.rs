@@ -29,9 +29,7 @@ impl Endpoint {
 pub fn endpoints_for(registries: &Registries, registry: &str, auth: &RegistryAuth) -> (Vec<Endpoint>, bool) {
     let config = registries.get(registry).cloned().unwrap_or_default();
     let configured = |host: &str| {
-        registries.get(host).map(|c| {
-            Credentials::from_parts(&c.username, &c.password, &c.auth, &c.identity_token, "")
-        })
+        registries.get(host).map(|c| Credentials::from_parts(&c.username, &c.password, &c.auth, &c.identity_token, ""))
     };
     let mut out: Vec<Endpoint> = config
         .mirrors
@@ -46,9 +44,17 @@ pub fn endpoints_for(registries: &Registries, registry: &str, auth: &RegistryAut
         .collect();
     if config.upstream {
         let given = Credentials::from_auth(auth);
-        let credentials = if matches!(given, Credentials::None) { configured(registry).unwrap_or(Credentials::None) } else { given };
-        let api_host = if registry == DEFAULT_REGISTRY { "registry-1.docker.io".to_string() } else { registry.to_string() };
-        out.push(Endpoint { host: registry.to_string(), api_host, scheme: scheme(registries, registry), mirror: false, credentials });
+        let credentials =
+            if matches!(given, Credentials::None) { configured(registry).unwrap_or(Credentials::None) } else { given };
+        let api_host =
+            if registry == DEFAULT_REGISTRY { "registry-1.docker.io".to_string() } else { registry.to_string() };
+        out.push(Endpoint {
+            host: registry.to_string(),
+            api_host,
+            scheme: scheme(registries, registry),
+            mirror: false,
+            credentials,
+        });
     }
     (out, config.upstream)
 }
@@ -75,7 +81,11 @@ mod tests {
         let hosts: Vec<_> = eps.iter().map(|e| (e.api_host.as_str(), e.scheme, e.mirror)).collect();
         assert_eq!(
             hosts,
-            [("127.0.0.1:6000", "http", true), ("m.example:5000", "https", true), ("registry-1.docker.io", "https", false)]
+            [
+                ("127.0.0.1:6000", "http", true),
+                ("m.example:5000", "https", true),
+                ("registry-1.docker.io", "https", false)
+            ]
         );
         assert!(matches!(eps[0].credentials, Credentials::None), "pull credentials are not sent to mirrors");
         assert!(matches!(eps[2].credentials, Credentials::Basic { .. }));
@@ -84,8 +94,14 @@ mod tests {
     #[test]
     fn mirrors_only_has_no_upstream_endpoint() {
         let mut r = Registries::default();
-        r.0.insert("docker.io".into(), RegistryConfig { mirrors: vec!["127.0.0.1:6000".into()], upstream: false, ..Default::default() });
-        r.0.insert("127.0.0.1:6000".into(), RegistryConfig { username: "m".into(), password: "pw".into(), ..Default::default() });
+        r.0.insert(
+            "docker.io".into(),
+            RegistryConfig { mirrors: vec!["127.0.0.1:6000".into()], upstream: false, ..Default::default() },
+        );
+        r.0.insert(
+            "127.0.0.1:6000".into(),
+            RegistryConfig { username: "m".into(), password: "pw".into(), ..Default::default() },
+        );
         let (eps, upstream) = endpoints_for(&r, "docker.io", &RegistryAuth::default());
         assert!(!upstream);
         assert_eq!(eps.len(), 1);

@@ -32,8 +32,8 @@ impl Index {
     pub fn load(path: &Path) -> Result<Index, ImageError> {
         match fs::read(path) {
             Ok(bytes) => {
-                let index: Index =
-                    serde_json::from_slice(&bytes).map_err(|source| ImageError::IndexCorrupt { path: path.into(), source })?;
+                let index: Index = serde_json::from_slice(&bytes)
+                    .map_err(|source| ImageError::IndexCorrupt { path: path.into(), source })?;
                 Ok(index)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index { version: VERSION, ..Default::default() }),
@@ -74,8 +74,8 @@ impl Index {
         }
         if let Some(existing) = self.images.get(&record.id) {
             let mut merged = existing.clone();
-            merged.repo_tags.extend(record.repo_tags.drain(..));
-            merged.repo_digests.extend(record.repo_digests.drain(..));
+            merged.repo_tags.append(&mut record.repo_tags);
+            merged.repo_digests.append(&mut record.repo_digests);
             record = merged;
         }
         if let Some(tag) = tag {

@@ -93,10 +93,10 @@ impl WorkDir {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a work directory; the next start will");
-            }
+        if let Err(e) = fs::remove_dir_all(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a work directory; the next start will");
         }
     }
 }
@@ -105,7 +105,10 @@ pub fn random_suffix() -> String {
     let mut b = [0u8; 8];
     // Uniqueness only matters within tmp/; fall back to the time if the kernel says no.
     if getrandom::fill(&mut b).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
         b = (t as u64).to_le_bytes();
     }
     b.iter().map(|x| format!("{x:02x}")).collect()

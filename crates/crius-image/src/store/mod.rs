@@ -181,7 +181,11 @@ impl ImageStoreImpl {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         FsUsage {
             timestamp_nanos: i64::try_from(now.as_nanos()).unwrap_or(i64::MAX),
-            images: DirUsage { path: l.root.display().to_string(), used_bytes: images.bytes, inodes_used: images.inodes },
+            images: DirUsage {
+                path: l.root.display().to_string(),
+                used_bytes: images.bytes,
+                inodes_used: images.inodes,
+            },
             containers: DirUsage {
                 path: l.containers.display().to_string(),
                 used_bytes: containers.bytes,
@@ -224,6 +228,11 @@ impl Inner {
 }
 
 fn lock(path: &Path) -> Result<Flock<File>, ImageError> {
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(ImageError::io("opening", path))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(ImageError::io("opening", path))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| ImageError::Locked { path: path.to_path_buf() })
 }

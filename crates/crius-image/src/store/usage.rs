@@ -25,11 +25,11 @@ fn walk(path: &Path, seen: &mut HashSet<(u64, u64)>, usage: &mut Usage) {
         usage.bytes += m.blocks() * 512;
         usage.inodes += 1;
     }
-    if m.is_dir() {
-        if let Ok(entries) = fs::read_dir(path) {
-            for e in entries.flatten() {
-                walk(&e.path(), seen, usage);
-            }
+    if m.is_dir()
+        && let Ok(entries) = fs::read_dir(path)
+    {
+        for e in entries.flatten() {
+            walk(&e.path(), seen, usage);
         }
     }
 }

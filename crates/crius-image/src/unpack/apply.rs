@@ -93,7 +93,10 @@ impl Applier {
             EntryType::Symlink => {
                 let target = link_name(entry, &shown)?;
                 if !symlink_stays_inside(&rel, &target) {
-                    return Err(UnpackError::Escape { entry: shown, why: "the symlink's relative target climbs out of the layer" });
+                    return Err(UnpackError::Escape {
+                        entry: shown,
+                        why: "the symlink's relative target climbs out of the layer",
+                    });
                 }
                 clear(&path, false)?;
                 std::os::unix::fs::symlink(&target, &path).map_err(UnpackError::io("creating symlink", &path))?;
@@ -142,7 +145,8 @@ impl Applier {
 }
 
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta, UnpackError> {
-    let bad = |what: &str, e: io::Error| UnpackError::BadEntry { entry: shown.to_string(), why: format!("{what}: {e}") };
+    let bad =
+        |what: &str, e: io::Error| UnpackError::BadEntry { entry: shown.to_string(), why: format!("{what}: {e}") };
     let h = entry.header();
     let uid = h.uid().map_err(|e| bad("uid", e))?;
     let gid = h.gid().map_err(|e| bad("gid", e))?;
@@ -197,8 +201,14 @@ fn clear(path: &Path, keep_dir: bool) -> Result<(), UnpackError> {
 
 /// Owner first (chown clears setuid bits), then mode, then xattrs; none of them follows a symlink.
 fn set_meta(path: &Path, meta: &Meta, is_symlink: bool) -> Result<(), UnpackError> {
-    fchownat(AT_FDCWD, path, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(|e| UnpackError::io("setting the owner of", path)(io::Error::from(e)))?;
+    fchownat(
+        AT_FDCWD,
+        path,
+        Some(Uid::from_raw(meta.uid)),
+        Some(Gid::from_raw(meta.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| UnpackError::io("setting the owner of", path)(io::Error::from(e)))?;
     if !is_symlink {
         fs::set_permissions(path, fs::Permissions::from_mode(meta.mode & 0o7777))
             .map_err(UnpackError::io("setting the mode of", path))?;

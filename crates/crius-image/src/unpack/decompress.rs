@@ -36,7 +36,9 @@ pub fn decoder<'a>(mut input: impl Read + Send + 'a) -> io::Result<(Compression,
     let whole = io::Cursor::new(head[..got].to_vec()).chain(input);
     let reader: Box<dyn Read + Send + 'a> = match kind {
         // Multi-member: some tools write a gzip stream per chunk.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, whole))),
+        Compression::Gzip => {
+            Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(256 * 1024, whole)))
+        }
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(whole)?),
         Compression::None => Box::new(whole),
     };

@@ -42,13 +42,12 @@ pub fn unpack_layer(
         applier.apply(&mut entry)?;
     }
     applier.finish()?;
-    drop(archive);
     // The diff id covers the whole tar, its end-of-archive blocks included.
     let (diff_id, tar_bytes) = hashing.finish().map_err(UnpackError::Tar)?;
-    if let Some(expected) = expected_diff_id {
-        if &diff_id != expected {
-            return Err(UnpackError::DiffIdMismatch { expected: expected.to_string(), actual: diff_id.to_string() });
-        }
+    if let Some(expected) = expected_diff_id
+        && &diff_id != expected
+    {
+        return Err(UnpackError::DiffIdMismatch { expected: expected.to_string(), actual: diff_id.to_string() });
     }
     Ok(Unpacked { diff_id, tar_bytes, compression })
 }

@@ -90,7 +90,10 @@ pub fn existing_inside(root: &Path, rel: &Path, entry: &str) -> Result<PathBuf, 
             why: format!("hardlink target {} is not in the layer", rel.display()),
         })?;
         if i + 1 < count && !m.is_dir() {
-            return Err(UnpackError::Escape { entry: entry.to_string(), why: "the hardlink target goes through a symlink" });
+            return Err(UnpackError::Escape {
+                entry: entry.to_string(),
+                why: "the hardlink target goes through a symlink",
+            });
         }
     }
     Ok(at)

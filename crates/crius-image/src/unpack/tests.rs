@@ -87,7 +87,11 @@ fn files_dirs_owners_modes_and_diff_id() {
         eprintln!("skipped: needs root to chown");
         return;
     }
-    let tar = Tar::new().dir("etc/").file("etc/passwd", b"root:x:0:0\n", 0o644, 0).file("home/app/x", b"hi", 0o4750, 1000).bytes();
+    let tar = Tar::new()
+        .dir("etc/")
+        .file("etc/passwd", b"root:x:0:0\n", 0o644, 0)
+        .file("home/app/x", b"hi", 0o4750, 1000)
+        .bytes();
     let (dir, r) = unpack(&tar);
     let r = r.unwrap();
     assert_eq!(r.diff_id, sha256_of(&tar));
@@ -165,7 +169,11 @@ fn links_devices_and_xattrs_are_kept() {
         .dev("dev/null", tar::EntryType::Char, 1, 3)
         .dev("dev/loop0", tar::EntryType::Block, 7, 0)
         .dev("run/fifo", tar::EntryType::Fifo, 0, 0)
-        .xattr_file("cap", "security.capability", b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+        .xattr_file(
+            "cap",
+            "security.capability",
+            b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        )
         .xattr_file("evil", "trusted.overlay.redirect", b"/etc")
         .bytes();
     let (dir, r) = unpack(&tar);
@@ -182,7 +190,10 @@ fn links_devices_and_xattrs_are_kept() {
     assert!(fs::symlink_metadata(root.join("dev/loop0")).unwrap().file_type().is_block_device());
     assert!(fs::symlink_metadata(root.join("run/fifo")).unwrap().file_type().is_fifo());
     assert!(xattr::get(root.join("cap"), "security.capability").unwrap().is_some());
-    assert!(xattr::get(root.join("evil"), "trusted.overlay.redirect").unwrap().is_none(), "overlay xattrs from a layer are dropped");
+    assert!(
+        xattr::get(root.join("evil"), "trusted.overlay.redirect").unwrap().is_none(),
+        "overlay xattrs from a layer are dropped"
+    );
 }
 
 #[test]
@@ -204,11 +215,17 @@ fn escapes_are_refused() {
         ("dotdot hardlink", Tar::new().link(tar::EntryType::Link, "passwd", "../../etc/passwd").bytes()),
         (
             "hardlink through symlink",
-            Tar::new().link(tar::EntryType::Symlink, "etc", "/etc").link(tar::EntryType::Link, "p", "etc/passwd").bytes(),
+            Tar::new()
+                .link(tar::EntryType::Symlink, "etc", "/etc")
+                .link(tar::EntryType::Link, "p", "etc/passwd")
+                .bytes(),
         ),
         (
             "whiteout through symlink",
-            Tar::new().link(tar::EntryType::Symlink, "d", outside.path().to_str().unwrap()).file("d/.wh.victim", b"", 0o644, 0).bytes(),
+            Tar::new()
+                .link(tar::EntryType::Symlink, "d", outside.path().to_str().unwrap())
+                .file("d/.wh.victim", b"", 0o644, 0)
+                .bytes(),
         ),
     ];
     for (name, tar) in cases {

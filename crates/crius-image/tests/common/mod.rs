@@ -63,7 +63,11 @@ impl Store {
     }
 }
 
-pub fn open(root: &Path, registries_toml: &str, pull: PullConfig) -> Result<(ImageStoreImpl, OrphanReport), ImageError> {
+pub fn open(
+    root: &Path,
+    registries_toml: &str,
+    pull: PullConfig,
+) -> Result<(ImageStoreImpl, OrphanReport), ImageError> {
     let registries: Registries = toml::from_str(registries_toml).unwrap();
     ImageStoreImpl::open(StoreOptions { root: root.to_path_buf(), registries, pull }, tokio::runtime::Handle::current())
 }

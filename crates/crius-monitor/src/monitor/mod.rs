@@ -1,6 +1,7 @@
 //! The monitor process (`crius monitor`): read the spec, set the pod up, report, wait for the
 //! daemon's commit, then serve until shutdown. See the crate docs for the whole exchange.
 
+mod containers;
 mod init;
 mod lines;
 mod log;
@@ -48,7 +49,7 @@ pub fn run_monitor(args: MonitorArgs) -> ExitCode {
         Err(e) => return fail_early(&e),
     };
     log!("setting up pod {} ({:?})", spec.pod_id, spec.namespaces);
-    let mut pod = Pod::new(paths);
+    let mut pod = Pod::new(paths, args.cgroup_root.clone());
     match setup::set_up(&args, &spec, &mut pod) {
         Ok((listener, resources)) => {
             if let Err(e) = write_stdout(&encode_ready(&Ready::Ok(resources))) {

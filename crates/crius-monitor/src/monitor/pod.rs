@@ -11,6 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::containers::Containers;
 use super::log::log;
 use crate::error::chain;
 use crate::paths::PodPaths;
@@ -29,18 +30,21 @@ pub(crate) struct Pod {
     pub pins: Vec<PathBuf>,
     pub cgroup: Option<(CgroupLayout, String)>,
     pub socket: Option<PathBuf>,
+    pub containers: Containers,
 }
 
 impl Pod {
-    pub fn new(paths: PodPaths) -> Self {
-        Pod { paths, init: None, pins: Vec::new(), cgroup: None, socket: None }
+    pub fn new(paths: PodPaths, cgroup_root: PathBuf) -> Self {
+        let containers = Containers::new(paths.containers.clone(), paths.exits.clone(), cgroup_root);
+        Pod { paths, init: None, pins: Vec::new(), cgroup: None, socket: None, containers }
     }
 
     pub fn init_running(&self) -> bool {
         self.init.as_ref().is_some_and(|i| i.exit.is_none())
     }
 
-    /// Reaps every exited child without blocking, recording the init's end.
+    /// Reaps every exited child without blocking, recording the init's and the containers' ends.
+    /// Other children (the runtime's helpers) are reaped silently.
     pub fn reap_children(&mut self) {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -59,13 +63,16 @@ impl Pod {
         if let Some(init) = self.init.as_mut().filter(|i| i.pid == pid && i.exit.is_none()) {
             log!("pod init {pid} exited: {exit:?}");
             init.exit = Some(exit);
+            return;
         }
+        self.containers.on_exit(pid, status);
     }
 
-    /// Kills the init, unpins the namespaces, removes the cgroup and the socket. Goes on past a
-    /// failure; returns every problem met.
+    /// Kills the containers (recording their exits) and the init, unpins the namespaces, removes
+    /// the cgroup and the socket. Goes on past a failure; returns every problem met.
     pub fn teardown(&mut self) -> Result<(), String> {
         let mut problems = Vec::new();
+        self.containers.kill_all();
         self.kill_init();
         self.pins.retain(|pin| match mounts::unmount_and_remove(pin) {
             Ok(()) => false,

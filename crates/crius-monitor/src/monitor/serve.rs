@@ -13,6 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
+use super::containers;
 use super::lines::LineReader;
 use super::log::log;
 use super::pod::Pod;
@@ -31,23 +32,33 @@ enum Flow {
 pub(crate) fn serve(pod: &mut Pod, listener: &UnixListener, signals: &SignalFd, stdin: LineReader) -> ExitCode {
     let mut stdin = Some(stdin);
     loop {
-        let (signal_ready, client_ready, stdin_ready) = {
+        let (signal_ready, client_ready, stdin_ready, outputs_ready) = {
             let mut fds =
                 vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN), PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
             if let Some(stdin) = &stdin {
                 fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
+            let fixed = fds.len();
+            let outputs = pod.containers.pollable();
+            fds.extend(containers::poll_fds(&outputs));
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
                     log!("poll failed: {e}; tearing down");
+                    drop(outputs);
                     return exit_after_teardown(pod, ExitCode::FAILURE);
                 }
             }
             let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), ready(&fds[1]), fds.get(2).is_some_and(ready))
+            let outputs_ready: Vec<containers::Key> =
+                outputs.iter().zip(&fds[fixed..]).filter(|(_, fd)| ready(fd)).map(|((key, _), _)| *key).collect();
+            (ready(&fds[0]), ready(&fds[1]), stdin.is_some() && ready(&fds[2]), outputs_ready)
         };
+        // Output first: a container's last lines go to its log before its exit is recorded.
+        for key in outputs_ready {
+            pod.containers.on_readable(key);
+        }
         if signal_ready && let Flow::Exit(code) = on_signals(pod, signals) {
             return code;
         }
@@ -175,11 +186,24 @@ fn serve_one(pod: &mut Pod, mut stream: UnixStream) -> Flow {
             let code = if response.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
             (response, Flow::Exit(code))
         }
+        Ok(Op::CreateContainer { launch }) => match pod.containers.create(&launch) {
+            Ok(init) => (Response { container: Some(init), ..Response::ok() }, Flow::Continue),
+            Err(e) => (Response::error(e), Flow::Continue),
+        },
+        Ok(Op::StartContainer { container_id }) => (reply(pod.containers.start(&container_id)), Flow::Continue),
+        Ok(Op::ReopenLog { container_id }) => (reply(pod.containers.reopen_log(&container_id)), Flow::Continue),
         Err(message) => (Response::error(message), Flow::Continue),
     };
     // A client that went away does not change what was done.
     let _ = stream.write_all(encode_line(&response).as_bytes());
     flow
+}
+
+fn reply(result: Result<(), String>) -> Response {
+    match result {
+        Ok(()) => Response::ok(),
+        Err(e) => Response::error(e),
+    }
 }
 
 fn status(pod: &Pod) -> Response {

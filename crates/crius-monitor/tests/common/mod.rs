@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ctr;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,22 +78,29 @@ impl Drop for Env {
             let _ = mounts::unmount(&mount);
         }
         // The pod cgroups were removed by the monitor (or a test's stop); the parent is the
-        // test's own. Remove any child left by a failed test, then the parent.
+        // test's own. Remove whatever a failed test left below it (pod and container cgroups),
+        // deepest first, then the parent.
         let Ok(layout) = CgroupLayout::detect(Path::new(DEFAULT_ROOT)) else { return };
         for dir in layout.dirs(&self.cgroup_parent) {
-            if let Ok(children) = std::fs::read_dir(&dir) {
-                for child in children.flatten().filter(|c| c.path().is_dir()) {
-                    kill_cgroup_members(&child.path());
-                    let _ = std::fs::remove_dir(child.path());
-                }
-            }
-            let _ = std::fs::remove_dir(&dir);
+            remove_cgroup_tree(&dir);
         }
     }
 }
 
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(children) = std::fs::read_dir(dir) {
+        for child in children.flatten().filter(|c| c.path().is_dir()) {
+            remove_cgroup_tree(&child.path());
+        }
+    }
+    kill_cgroup_members(dir);
+    let _ = std::fs::remove_dir(dir);
+}
+
 fn kill_cgroup_members(dir: &Path) {
-    if let Ok(pids) = crius_sys::cgroups::procs(dir) {
+    if let Ok(pids) = crius_sys::cgroups::procs(dir)
+        && !pids.is_empty()
+    {
         for pid in pids {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }

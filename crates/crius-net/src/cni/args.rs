@@ -327,14 +327,16 @@ mod tests {
         .unwrap();
         let caps = CapabilityArgs::for_pod(&request(), true).unwrap();
         let prev = json!({"cniVersion": "0.4.0", "ips": []});
-        let stdin: Value = serde_json::from_slice(&plugin_stdin(&list, &list.plugins[0], &caps, Some(&prev)).unwrap()).unwrap();
+        let stdin: Value =
+            serde_json::from_slice(&plugin_stdin(&list, &list.plugins[0], &caps, Some(&prev)).unwrap()).unwrap();
         assert_eq!(stdin["name"], "net");
         assert_eq!(stdin["cniVersion"], "0.4.0");
         assert_eq!(stdin["type"], "portmap");
         assert_eq!(stdin["snat"], true);
         assert_eq!(stdin["prevResult"], prev);
         assert_eq!(stdin["runtimeConfig"]["portMappings"][0]["hostPort"], 8080);
-        let first: Value = serde_json::from_slice(&plugin_stdin(&list, &list.plugins[0], &caps, None).unwrap()).unwrap();
+        let first: Value =
+            serde_json::from_slice(&plugin_stdin(&list, &list.plugins[0], &caps, None).unwrap()).unwrap();
         assert!(first.get("prevResult").is_none());
     }
 }

@@ -34,7 +34,15 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
-    pub fn new(pod_id: &str, network_name: &str, if_name: &str, config: Value, cni_args: String, caps: CapabilityArgs, netns: &str) -> Self {
+    pub fn new(
+        pod_id: &str,
+        network_name: &str,
+        if_name: &str,
+        config: Value,
+        cni_args: String,
+        caps: CapabilityArgs,
+        netns: &str,
+    ) -> Self {
         CacheEntry {
             kind: KIND.to_string(),
             pod_id: pod_id.to_string(),
@@ -85,8 +93,8 @@ impl ResultCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(NetError::Cache { path, source }),
         };
-        let entry: CacheEntry =
-            serde_json::from_slice(&bytes).map_err(|e| NetError::BadCache { path: path.clone(), reason: e.to_string() })?;
+        let entry: CacheEntry = serde_json::from_slice(&bytes)
+            .map_err(|e| NetError::BadCache { path: path.clone(), reason: e.to_string() })?;
         if entry.kind != KIND {
             return Err(NetError::BadCache { path, reason: format!("kind {:?} is not {KIND}", entry.kind) });
         }
@@ -128,7 +136,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = ResultCache::new(dir.path().join("cni/results"));
         assert_eq!(cache.load("abc").unwrap(), None);
-        let mut entry = CacheEntry::new("abc", "net", "eth0", json!({"name": "net"}), "A=1".into(), CapabilityArgs::default(), "/x");
+        let mut entry = CacheEntry::new(
+            "abc",
+            "net",
+            "eth0",
+            json!({"name": "net"}),
+            "A=1".into(),
+            CapabilityArgs::default(),
+            "/x",
+        );
         cache.store(&entry).unwrap();
         assert_eq!(cache.load("abc").unwrap().unwrap(), entry);
         entry.result = Some(json!({"cniVersion": "1.0.0"}));

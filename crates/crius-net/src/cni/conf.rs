@@ -84,7 +84,8 @@ fn str_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a st
 /// one crius reads.
 fn pick_version(obj: &Map<String, Value>) -> Result<CniVersion, String> {
     if let Some(Value::Array(list)) = obj.get("cniVersions") {
-        let best = list.iter().filter_map(Value::as_str).filter_map(CniVersion::parse).filter(|v| v.is_supported()).max();
+        let best =
+            list.iter().filter_map(Value::as_str).filter_map(CniVersion::parse).filter(|v| v.is_supported()).max();
         if let Some(v) = best {
             return Ok(v);
         }
@@ -109,7 +110,9 @@ fn plugin(value: &Value) -> Result<PluginConf, String> {
         return Err(format!("\"type\" {plugin_type:?} is not a plugin name"));
     }
     let capabilities = match raw.get("capabilities") {
-        Some(Value::Object(caps)) => caps.iter().filter(|(_, on)| on.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect(),
+        Some(Value::Object(caps)) => {
+            caps.iter().filter(|(_, on)| on.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect()
+        }
         _ => BTreeSet::new(),
     };
     Ok(PluginConf { plugin_type, capabilities, raw })
@@ -148,7 +151,9 @@ pub fn select(dirs: &[PathBuf], name: &str) -> Selection {
                     selection.found = Some((path, list));
                     return selection;
                 }
-                Ok(list) => selection.skipped.push(format!("{}: network {:?} is not {name:?}", path.display(), list.name)),
+                Ok(list) => {
+                    selection.skipped.push(format!("{}: network {:?} is not {name:?}", path.display(), list.name))
+                }
                 Err(e) => selection.skipped.push(format!("{}: {e}", path.display())),
             }
         }

@@ -72,9 +72,11 @@ impl PluginRunner {
 
     /// The plugin's executable: the first bin dir that has it.
     pub fn find(&self, plugin: &str) -> Result<PathBuf, NetError> {
-        self.bin_dirs.iter().map(|d| d.join(plugin)).find(|p| is_executable(p)).ok_or_else(|| NetError::PluginNotFound {
-            plugin: plugin.to_string(),
-            dirs: self.bin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+        self.bin_dirs.iter().map(|d| d.join(plugin)).find(|p| is_executable(p)).ok_or_else(|| {
+            NetError::PluginNotFound {
+                plugin: plugin.to_string(),
+                dirs: self.bin_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            }
         })
     }
 
@@ -161,7 +163,13 @@ fn plugin_error(plugin: &str, command: CniCommand, exit: Option<i32>, stdout: &[
         && (e.code != 0 || !e.msg.is_empty())
     {
         let details = if e.details.is_empty() { String::new() } else { format!("; {}", e.details) };
-        return NetError::Plugin { plugin: plugin.to_string(), command: command.as_str(), code: e.code, msg: e.msg, details };
+        return NetError::Plugin {
+            plugin: plugin.to_string(),
+            command: command.as_str(),
+            code: e.code,
+            msg: e.msg,
+            details,
+        };
     }
     let text = String::from_utf8_lossy(if stderr.is_empty() { stdout } else { stderr }).trim().to_string();
     let msg = match (text.is_empty(), exit) {
@@ -212,7 +220,11 @@ mod tests {
     #[test]
     fn plugin_error_object_and_plain_stderr() {
         let dir = tempfile::tempdir().unwrap();
-        plugin(dir.path(), "fails", r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"try again","details":"busy"}'; exit 1"#);
+        plugin(
+            dir.path(),
+            "fails",
+            r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"try again","details":"busy"}'; exit 1"#,
+        );
         plugin(dir.path(), "crashes", "echo 'panic: boom' >&2; exit 2");
         plugin(dir.path(), "silent", "exit 3");
         let runner = PluginRunner::new(vec![dir.path().into()], Duration::from_secs(10));

@@ -56,7 +56,9 @@ impl ConfigLoader {
         let chosen = self.current.as_ref().ok().map(|(p, _)| p.clone());
         self.seen = Some(self.fingerprint(chosen.as_deref()));
         match &self.current {
-            Ok((path, list)) => tracing::info!(file = %path.display(), network = %list.name, "CNI network config loaded"),
+            Ok((path, list)) => {
+                tracing::info!(file = %path.display(), network = %list.name, "CNI network config loaded")
+            }
             Err(reason) => tracing::warn!(reason = %reason, "no CNI network config"),
         }
     }

@@ -21,9 +21,6 @@ use crate::error::NetError;
 /// First pause between DEL attempts; doubled after each failure.
 const DEL_BACKOFF: Duration = Duration::from_millis(200);
 
-/// The NSFS_MAGIC of statfs(2): a file that is a pinned network namespace.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
-
 pub struct CniNetwork {
     config: NetworkConfig,
     runner: PluginRunner,
@@ -87,7 +84,9 @@ impl CniNetwork {
                     Ok(()) => {
                         let _ = self.cache.delete(&request.pod_id);
                     }
-                    Err(del) => tracing::warn!(pod_id = %request.pod_id, error = %del, "DEL after a failed ADD failed; teardown will retry"),
+                    Err(del) => {
+                        tracing::warn!(pod_id = %request.pod_id, error = %del, "DEL after a failed ADD failed; teardown will retry")
+                    }
                 }
                 return Err(e);
             }
@@ -254,7 +253,8 @@ fn usable_netns(path: &str) -> String {
         return String::new();
     }
     match nix::sys::statfs::statfs(Path::new(path)) {
-        Ok(fs) if fs.filesystem_type().0 as i64 == NSFS_MAGIC => path.to_string(),
+        // A pinned namespace is an nsfs file; anything else (a stale empty file) is not one.
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC => path.to_string(),
         _ => String::new(),
     }
 }

@@ -66,9 +66,11 @@ impl CniResult {
             .collect::<Vec<_>>();
         let mut ips = Vec::with_capacity(raw.ips.len());
         for ip in raw.ips {
-            let (addr, prefix) = ip.address.split_once('/').ok_or_else(|| format!("address {:?} has no prefix length", ip.address))?;
+            let (addr, prefix) =
+                ip.address.split_once('/').ok_or_else(|| format!("address {:?} has no prefix length", ip.address))?;
             let address: IpAddr = addr.parse().map_err(|_| format!("address {:?} is not an IP", ip.address))?;
-            let prefix_len: u8 = prefix.parse().map_err(|_| format!("address {:?} has a bad prefix length", ip.address))?;
+            let prefix_len: u8 =
+                prefix.parse().map_err(|_| format!("address {:?} has a bad prefix length", ip.address))?;
             let max = if address.is_ipv4() { 32 } else { 128 };
             if prefix_len > max {
                 return Err(format!("address {:?} has a bad prefix length", ip.address));
@@ -80,7 +82,11 @@ impl CniResult {
             if let Some(i) = ip.interface
                 && i >= interfaces.len()
             {
-                return Err(format!("address {:?} names interface {i}, and there are {}", ip.address, interfaces.len()));
+                return Err(format!(
+                    "address {:?} names interface {i}, and there are {}",
+                    ip.address,
+                    interfaces.len()
+                ));
             }
             ips.push(IpConfig { address, prefix_len, gateway, interface: ip.interface });
         }

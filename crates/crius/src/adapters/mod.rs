@@ -1,5 +1,7 @@
 //! The adapters the binary owns: files on disk for pod records and pod files.
 
 pub mod atomic;
+pub mod container_fs;
 pub mod pod_files;
+pub mod securejoin;
 pub mod state_store;

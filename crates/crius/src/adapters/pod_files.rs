@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crius_core::ports::{PodFiles, SandboxFileSet};
+use crius_core::ports::{PodFilePaths, PodFiles, SandboxFileSet};
 use crius_core::{Error, Result};
 
 use super::atomic::write_atomic;
@@ -36,6 +36,16 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(io::Error) -> Error {
 }
 
 impl PodFiles for HostPodFiles {
+    fn paths(&self, pod_id: &str) -> PodFilePaths {
+        let file = |name: &str| self.root_pods.join(pod_id).join(name).to_string_lossy().into_owned();
+        PodFilePaths {
+            hostname: file("hostname"),
+            hosts: file("hosts"),
+            resolv_conf: file("resolv.conf"),
+            shm: self.shm_path(pod_id).to_string_lossy().into_owned(),
+        }
+    }
+
     fn create(&self, pod_id: &str, files: &SandboxFileSet) -> Result<()> {
         let dir = self.root_pods.join(pod_id);
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::*;
 
 /// Appends `{"cmd","plugin","netns","args","stdin"}` to calls.log; fails once when a file
-/// fail-<plugin>-<CMD> exists; answers ADD with a result naming itself.
+/// fail-<plugin>-<CMD> exists; answers ADD with a dual-stack result.
 const SCRIPT: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 name=$(basename "$0")
@@ -23,10 +23,7 @@ if [ -e "$dir/fail-$name-$CNI_COMMAND" ]; then
   exit 1
 fi
 if [ "$CNI_COMMAND" = ADD ]; then
-  case "$name" in
-    first) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.9.0.2/24","interface":0},{"address":"fd09::2/64","interface":0}]}' ;;
-    *) echo "$stdin" | sed 's/.*"prevResult":\({.*}\)}$/\1/' ;;
-  esac
+  echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.9.0.2/24","interface":0},{"address":"fd09::2/64","interface":0}]}'
 fi
 "#;
 
@@ -95,7 +92,12 @@ fn request(netns: &Path) -> NetworkRequest {
         uid: "uid-1".into(),
         netns_path: netns.display().to_string(),
         annotations: BTreeMap::from([("kubernetes.io/egress-bandwidth".to_string(), "1M".to_string())]),
-        port_mappings: vec![PortMapping { protocol: Protocol::Udp, container_port: 53, host_port: 5353, host_ip: String::new() }],
+        port_mappings: vec![PortMapping {
+            protocol: Protocol::Udp,
+            container_port: 53,
+            host_port: 5353,
+            host_ip: String::new(),
+        }],
         cgroup_parent: String::new(),
     }
 }

@@ -1,0 +1,212 @@
+//! CreateContainer: intent on disk first, then the layers, rootfs, spec and the runtime's
+//! container, each with its undo.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::ContainerService;
+use super::events::ContainerEventKind;
+use super::model::{
+    CONTAINER_RECORD_VERSION, ContainerConfig, ContainerRecord, ContainerState, ProfileKind, container_name,
+};
+use crate::error::{Error, Result};
+use crate::ids::new_id;
+use crate::image::find_image;
+use crate::ports::container::ContainerLaunch;
+use crate::rollback::Rollback;
+use crate::sandbox::model::PodState;
+use crate::sandbox::now_ns;
+use crate::spec::{SpecInput, build_spec};
+use crate::store::ContainerEntry;
+
+impl ContainerService {
+    pub fn create(&self, pod_id: &str, config: ContainerConfig) -> Result<String> {
+        validate(&config)?;
+        let pod_entry = self
+            .sandboxes
+            .pods()
+            .find(pod_id)?
+            .ok_or_else(|| Error::not_found(format!("pod sandbox {pod_id:?} not found")))?;
+        // No Stop or Remove of the pod while one of its containers is being made.
+        let _pod_op = pod_entry.lock_op();
+        let pod = pod_entry.snapshot();
+        if pod.state != PodState::Ready || pod_entry.process_exited() {
+            return Err(Error::precondition(format!(
+                "pod sandbox {} is not ready: containers can only be created in a ready pod",
+                pod.id
+            )));
+        }
+        if config.security.privileged && !pod.config.privileged {
+            return Err(Error::invalid(
+                "container config: privileged is set but the pod sandbox is not privileged; set privileged on the pod's security context too",
+            ));
+        }
+        let runtime = self.runtime_for(&pod.config.runtime_handler)?;
+        let image = find_image(&self.ports.images.list()?, &config.image)?.map(|(image, _)| image).ok_or_else(|| {
+            Error::not_found(format!(
+                "image {:?} is not present on this node: pull it first (crictl pull {})",
+                config.image, config.image
+            ))
+        })?;
+        let target_pid_ns = self.target_pid_namespace(&pod.id, &config)?;
+
+        let id = new_id()?;
+        let name = container_name(&config.metadata, &pod.config.metadata);
+        let reservation = self.names.reserve(&name, &id)?;
+        let log_path = (!pod.config.log_directory.is_empty() && !config.log_path.is_empty())
+            .then(|| format!("{}/{}", pod.config.log_directory.trim_end_matches('/'), config.log_path));
+
+        let mut record = ContainerRecord {
+            version: CONTAINER_RECORD_VERSION,
+            id: id.clone(),
+            pod_id: pod.id.clone(),
+            image_id: image.id.to_string(),
+            image_ref: config.image.clone(),
+            runtime: runtime.clone(),
+            state: ContainerState::Creating,
+            created_at_ns: now_ns(),
+            started_at_ns: 0,
+            process: None,
+            exit: None,
+            log_path: log_path.clone(),
+            user: None,
+            resources: config.resources.clone(),
+            stop_signal: 15,
+            bundle: String::new(),
+            config,
+        };
+        let ports = &self.ports;
+        let mut rb = Rollback::new();
+
+        rb.push("container record", || ports.state.delete(&id));
+        ports.state.save(&record).map_err(|e| e.context(format!("recording container {id}")))?;
+
+        rb.push("image layers hold", || ports.images.release_layers(&id));
+        let layers = match ports.images.hold_layers(&id, &image.id) {
+            Ok(l) => l,
+            Err(e) => return Err(rb.fail(e.context(format!("holding the layers of image {}", image.id)))),
+        };
+
+        rb.push("rootfs", || ports.fs.cleanup(&id));
+        let paths = match ports.fs.prepare(&id, &layers) {
+            Ok(p) => p,
+            Err(e) => return Err(rb.fail(e.context(format!("preparing the rootfs of container {id}")))),
+        };
+        record.bundle = paths.bundle.clone();
+
+        let built = (|| {
+            let (passwd, group) = ports.fs.read_user_db(&paths)?;
+            ports.fs.create_volumes(&paths, &image.config.volumes)?;
+            let devices = ports.fs.resolve_devices(&record.config.devices, record.config.security.privileged)?;
+            let seccomp_json = match record.config.security.seccomp.kind {
+                ProfileKind::Localhost if !record.config.security.privileged => {
+                    Some(ports.fs.read_seccomp_profile(&record.config.security.seccomp.localhost_ref)?)
+                }
+                _ => None,
+            };
+            if let Some(log) = &log_path {
+                ports.fs.ensure_log_dir(log)?;
+            }
+            let pod_files = self.sandboxes.pod_file_paths(&pod.id);
+            let pod_shm = (!pod.config.namespaces.host_ipc()).then_some(pod_files.shm.as_str());
+            let extra = BTreeMap::new();
+            let input = SpecInput {
+                container_id: &id,
+                config: &record.config,
+                pod: &pod,
+                image: &image.config,
+                image_name: &record.image_ref,
+                rootfs: &paths.rootfs,
+                passwd: &passwd,
+                group: &group,
+                pod_hostname_file: &pod_files.hostname,
+                pod_hosts_file: &pod_files.hosts,
+                pod_resolv_file: &pod_files.resolv_conf,
+                pod_shm,
+                devices: &devices,
+                target_pid_ns: target_pid_ns.as_deref(),
+                extra_annotations: &extra,
+                host: &self.options.host,
+                seccomp_localhost_json: seccomp_json.as_deref(),
+            };
+            let built = build_spec(&input)?;
+            let json = serde_json::to_vec(&built.spec).map_err(|e| Error::internal("encoding the OCI spec", e))?;
+            ports.fs.write_spec(&paths, &json)?;
+            Ok::<_, Error>(built)
+        })();
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => return Err(rb.fail(e.context(format!("container {id}")))),
+        };
+        record.user = Some(built.user.clone());
+        record.stop_signal = built.stop_signal;
+
+        let launch = ContainerLaunch {
+            container_id: id.clone(),
+            bundle: paths.bundle.clone(),
+            runtime: runtime.clone(),
+            log_path: log_path.clone(),
+            stdin: record.config.stdin,
+            stdin_once: record.config.stdin_once,
+            tty: record.config.tty,
+            cgroup: built.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned()),
+        };
+        rb.push("runtime container", || ports.oci.delete(&runtime, &id));
+        let process = match ports.monitor.create_container(&pod.id, &launch) {
+            Ok(p) => p,
+            Err(e) => return Err(rb.fail(e.context(format!("creating container {id} with {}", runtime.name)))),
+        };
+        rb.push("container process", move || ports.monitor.signal(&process, 9).map(|_| ()));
+
+        record.process = Some(process);
+        record.state = ContainerState::Created;
+        if let Err(e) = ports.state.save(&record) {
+            return Err(rb.fail(e.context(format!("recording container {id} as created"))));
+        }
+        let pod_id = record.pod_id.clone();
+        self.containers.insert(Arc::new(ContainerEntry::new(record)));
+        reservation.keep();
+        rb.disarm();
+        self.events.emit(&id, &pod_id, ContainerEventKind::Created);
+        tracing::info!(container_id = %id, pod_id = %pod_id, container = %name, "container created");
+        Ok(id)
+    }
+
+    /// TARGET pid mode: the named container must be in the same pod, and running.
+    fn target_pid_namespace(&self, pod_id: &str, config: &ContainerConfig) -> Result<Option<String>> {
+        if config.security.pid_mode != crate::sandbox::model::NamespaceMode::Target {
+            return Ok(None);
+        }
+        let target = self.find(&config.security.target_id).map_err(|e| e.context("namespace_options.target_id"))?;
+        let target = target.snapshot();
+        if target.pod_id != pod_id {
+            return Err(Error::invalid(format!(
+                "namespace_options.target_id {} is in another pod sandbox ({}); the target must be in the same pod",
+                target.id, target.pod_id
+            )));
+        }
+        match (target.state, target.process) {
+            (ContainerState::Running | ContainerState::Created, Some(p)) => Ok(Some(format!("/proc/{}/ns/pid", p.pid))),
+            _ => Err(Error::precondition(format!(
+                "namespace_options.target_id {} is not running: its PID namespace cannot be joined",
+                target.id
+            ))),
+        }
+    }
+}
+
+fn validate(config: &ContainerConfig) -> Result<()> {
+    if config.metadata.name.is_empty() {
+        return Err(Error::invalid("container config: metadata.name must not be empty"));
+    }
+    if config.image.is_empty() {
+        return Err(Error::invalid("container config: image.image must name an image"));
+    }
+    let log = &config.log_path;
+    if log.starts_with('/') || log.split('/').any(|c| c == "..") {
+        return Err(Error::invalid(format!(
+            "container config: log_path {log:?} must be relative to the pod's log directory and stay inside it"
+        )));
+    }
+    Ok(())
+}

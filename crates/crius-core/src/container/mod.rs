@@ -1,0 +1,89 @@
+//! Containers: one file per RPC verb over the shared service state.
+
+pub mod model;
+
+mod create;
+mod events;
+mod exec;
+mod exits;
+mod list;
+mod recover;
+mod remove;
+mod start;
+mod status;
+mod stop;
+mod update;
+
+#[cfg(test)]
+mod tests;
+
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use events::{ContainerEvent, ContainerEventKind};
+pub use list::ContainerFilter;
+pub use recover::ContainerRecoveryReport;
+pub use status::ContainerView;
+
+use crate::error::{Error, Result};
+use crate::ports::container::{ContainerPorts, RuntimeHandler};
+use crate::sandbox::SandboxService;
+use crate::spec::HostCaps;
+use crate::store::{ContainerStore, NameIndex};
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerOptions {
+    /// Configured runtime handlers by name.
+    pub runtimes: BTreeMap<String, RuntimeHandler>,
+    /// The handler for pods that name none.
+    pub default_runtime: String,
+    pub host: HostCaps,
+}
+
+pub struct ContainerService {
+    ports: ContainerPorts,
+    sandboxes: Arc<SandboxService>,
+    containers: Arc<ContainerStore>,
+    names: NameIndex,
+    options: ContainerOptions,
+    events: events::Events,
+}
+
+impl ContainerService {
+    pub fn new(ports: ContainerPorts, sandboxes: Arc<SandboxService>, options: ContainerOptions) -> Self {
+        ContainerService {
+            ports,
+            sandboxes,
+            containers: Arc::new(ContainerStore::new("container")),
+            names: NameIndex::new("container"),
+            options,
+            events: events::Events::default(),
+        }
+    }
+
+    pub fn containers(&self) -> &Arc<ContainerStore> {
+        &self.containers
+    }
+
+    pub fn sandboxes(&self) -> &Arc<SandboxService> {
+        &self.sandboxes
+    }
+
+    fn runtime_for(&self, handler: &str) -> Result<RuntimeHandler> {
+        let name = if handler.is_empty() { self.options.default_runtime.as_str() } else { handler };
+        self.options.runtimes.get(name).cloned().ok_or_else(|| {
+            Error::invalid(format!(
+                "runtime handler {name:?} is not configured; configured handlers: {}",
+                self.options.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    fn find(&self, id: &str) -> Result<Arc<crate::store::ContainerEntry>> {
+        if id.is_empty() {
+            return Err(Error::invalid("container_id must not be empty"));
+        }
+        self.containers.find(id)?.ok_or_else(|| Error::not_found(format!("container {id:?} not found")))
+    }
+}

@@ -1,0 +1,67 @@
+//! RemoveContainer: kill if running, then delete it from the runtime, the rootfs, the layers'
+//! hold, the exit record and the record.
+
+use super::ContainerService;
+use super::events::ContainerEventKind;
+use super::model::ContainerRecord;
+use crate::error::Result;
+
+impl ContainerService {
+    /// Idempotent: an unknown container is success.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let Some(entry) = self.containers.find(id)? else {
+            return Ok(());
+        };
+        let record = entry.snapshot();
+        self.stop(&record.id, 0)?;
+        let _op = entry.lock_op();
+        self.delete_container(&record)?;
+        self.containers.remove(&record.id);
+        if let Some(pod) = self.sandboxes.pods().find(&record.pod_id)?.filter(|p| p.id() == record.pod_id) {
+            self.names.release(&record.name(&pod.read(|p| p.config.metadata.clone())), &record.id);
+        } else {
+            self.names.release_id(&record.id);
+        }
+        self.events.emit(&record.id, &record.pod_id, ContainerEventKind::Deleted);
+        tracing::info!(container_id = %record.id, "container removed");
+        Ok(())
+    }
+
+    /// The one teardown of a container's resources, shared by Remove and recovery. Each step is
+    /// idempotent; the record goes last so a crash in between is finished later.
+    pub(super) fn delete_container(&self, record: &ContainerRecord) -> Result<()> {
+        let p = &self.ports;
+        let id = &record.id;
+        let ctx = |what: &str| format!("removing container {id}: {what}");
+        p.oci.delete(&record.runtime, id).map_err(|e| e.context(ctx("deleting it from the runtime")))?;
+        p.fs.cleanup(id).map_err(|e| e.context(ctx("removing its rootfs")))?;
+        p.images.release_layers(id).map_err(|e| e.context(ctx("releasing its image layers")))?;
+        p.exits.remove(id).map_err(|e| e.context(ctx("removing its exit record")))?;
+        p.state.delete(id).map_err(|e| e.context(ctx("removing its record")))
+    }
+
+}
+
+impl crate::sandbox::PodContainers for ContainerService {
+    /// Stops every container of a pod (for StopPodSandbox).
+    fn stop_pod_containers(&self, pod_id: &str) -> Result<()> {
+        for entry in self.containers.all() {
+            let (id, pod) = entry.read(|r| (r.id.clone(), r.pod_id.clone()));
+            if pod == pod_id {
+                self.stop(&id, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every container of a pod (for RemovePodSandbox).
+    fn remove_pod_containers(&self, pod_id: &str) -> Result<()> {
+        for entry in self.containers.all() {
+            let (id, pod) = entry.read(|r| (r.id.clone(), r.pod_id.clone()));
+            if pod == pod_id {
+                self.remove(&id)?;
+            }
+        }
+        Ok(())
+    }
+}

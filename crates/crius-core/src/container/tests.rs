@@ -1,0 +1,309 @@
+//! The container service against the fakes: the state machine, a fault at every step of
+//! CreateContainer, exits, recovery and the pod's Stop/Remove reaching its containers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::model::{ContainerConfig, ContainerMetadata, ContainerState};
+use super::{ContainerEventKind, ContainerFilter, ContainerOptions, ContainerService};
+use crate::ErrorKind;
+use crate::image::ImageConfigInfo;
+use crate::ports::container::{ExecOutput, Resources, RuntimeHandler};
+use crate::ports::fake::Fakes;
+use crate::ports::fake_container::ContainerFakes;
+use crate::sandbox::model::{PodConfig, PodMetadata};
+use crate::sandbox::{PodContainers, SandboxOptions, SandboxService};
+use crate::spec::HostCaps;
+
+const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
+
+struct Env {
+    pods: Fakes,
+    fakes: ContainerFakes,
+    sandboxes: Arc<SandboxService>,
+    svc: Arc<ContainerService>,
+    pod_id: String,
+}
+
+fn env() -> Env {
+    let pods = Fakes::default();
+    let fakes = ContainerFakes::default();
+    fakes.add_image(IMAGE, ImageConfigInfo { cmd: vec!["sh".into()], stop_signal: "SIGUSR1".into(), ..Default::default() });
+    let sandboxes = Arc::new(SandboxService::new(pods.ports(), SandboxOptions::default()));
+    let options = ContainerOptions {
+        runtimes: BTreeMap::from([(
+            "runc".to_string(),
+            RuntimeHandler { name: "runc".into(), binary: "runc".into(), root: "/run/crius/runc".into() },
+        )]),
+        default_runtime: "runc".into(),
+        host: HostCaps {
+            bounding_capabilities: vec!["CAP_CHOWN".into(), "CAP_KILL".into()],
+            min_oom_score_adj: -500,
+            ..Default::default()
+        },
+    };
+    let svc = Arc::new(ContainerService::new(fakes.ports(), sandboxes.clone(), options));
+    let weak: std::sync::Weak<dyn PodContainers> = Arc::downgrade(&svc) as _;
+    sandboxes.set_containers(weak);
+    let pod_id = sandboxes.run(pod_config("web")).unwrap();
+    Env { pods, fakes, sandboxes, svc, pod_id }
+}
+
+fn pod_config(name: &str) -> PodConfig {
+    PodConfig {
+        metadata: PodMetadata { name: name.into(), uid: format!("uid-{name}"), namespace: "ns".into(), attempt: 0 },
+        hostname: name.into(),
+        log_directory: "/var/log/pods/ns_web_uid".into(),
+        ..Default::default()
+    }
+}
+
+fn config(name: &str) -> ContainerConfig {
+    ContainerConfig {
+        metadata: ContainerMetadata { name: name.into(), attempt: 0 },
+        image: IMAGE.into(),
+        log_path: format!("{name}/0.log"),
+        labels: BTreeMap::from([("app".into(), name.into())]),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn create_start_stop_remove() {
+    let e = env();
+    let mut events = e.svc.subscribe_events();
+    let id = e.svc.create(&e.pod_id, config("app")).unwrap();
+    let view = e.svc.status(&id).unwrap();
+    assert_eq!(view.state(), ContainerState::Created);
+    assert_eq!(view.record.log_path.as_deref(), Some("/var/log/pods/ns_web_uid/app/0.log"));
+    assert_eq!(view.record.stop_signal, 10, "SIGUSR1 from the image");
+    assert!(e.fakes.world().specs.contains_key(&id));
+    e.svc.start(&id).unwrap();
+    assert_eq!(e.svc.status(&id).unwrap().state(), ContainerState::Running);
+    assert!(e.svc.status(&id).unwrap().record.started_at_ns > 0);
+    e.svc.stop(&id, 10).unwrap();
+    let view = e.svc.status(&id).unwrap();
+    assert_eq!(view.state(), ContainerState::Exited);
+    assert_eq!(view.record.exit.as_ref().map(|x| x.exit_code), Some(138));
+    assert_eq!(view.reason(), "Error");
+    e.svc.stop(&id, 10).unwrap();
+    e.svc.remove(&id).unwrap();
+    e.svc.remove(&id).unwrap();
+    assert_eq!(e.svc.status(&id).unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(e.fakes.is_empty(), "{:?}", e.fakes.log());
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).map(|ev| ev.kind).collect();
+    use ContainerEventKind::*;
+    assert_eq!(kinds, [Created, Started, Stopped, Deleted]);
+    // The name is free again.
+    e.svc.create(&e.pod_id, config("app")).unwrap();
+}
+
+/// Every step of CreateContainer that can fail, as (operation, calls to skip).
+const FAULTS: &[(&str, usize)] = &[
+    ("save", 0),
+    ("hold_layers", 0),
+    ("prepare", 0),
+    ("read_user_db", 0),
+    ("create_volumes", 0),
+    ("ensure_log_dir", 0),
+    ("write_spec", 0),
+    ("create_container", 0),
+    ("save", 1),
+];
+
+#[test]
+fn a_fault_at_each_step_of_create_undoes_everything() {
+    for &(op, skip) in FAULTS {
+        let e = env();
+        e.fakes.fail_nth(op, skip);
+        let err = e.svc.create(&e.pod_id, config("app")).unwrap_err();
+        assert!(err.to_string().contains("injected fault"), "{op}#{skip}: {err}");
+        assert!(e.fakes.is_empty(), "{op}#{skip} left something: {:?}", e.fakes.log());
+        assert!(e.fakes.world().alive.is_empty(), "{op}#{skip} left a process");
+        assert!(e.svc.list(&ContainerFilter::default()).is_empty());
+        e.svc.create(&e.pod_id, config("app")).unwrap_or_else(|err| panic!("{op}#{skip}: name still held: {err}"));
+    }
+}
+
+#[test]
+fn create_checks_pod_image_name_and_privilege() {
+    let e = env();
+    assert_eq!(e.svc.create("ffff", config("a")).unwrap_err().kind(), ErrorKind::NotFound);
+    let mut missing = config("a");
+    missing.image = "127.0.0.1:5000/nope:1".into();
+    let err = e.svc.create(&e.pod_id, missing).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("pull it first"), "{err}");
+    let mut privileged = config("a");
+    privileged.security.privileged = true;
+    assert_eq!(e.svc.create(&e.pod_id, privileged).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let mut escaping = config("a");
+    escaping.log_path = "../../etc/x.log".into();
+    assert_eq!(e.svc.create(&e.pod_id, escaping).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let mut unnamed = config("a");
+    unnamed.metadata.name.clear();
+    assert_eq!(e.svc.create(&e.pod_id, unnamed).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let err = e.svc.create(&e.pod_id, config("a")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert!(err.to_string().contains(&id));
+    e.sandboxes.stop(&e.pod_id).unwrap();
+    assert_eq!(e.svc.create(&e.pod_id, config("b")).unwrap_err().kind(), ErrorKind::FailedPrecondition);
+    assert!(e.fakes.log().iter().all(|l| !l.starts_with("prepare") || l.contains(&id[..6])));
+}
+
+#[test]
+fn start_only_from_created() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    e.svc.start(&id).unwrap();
+    assert_eq!(e.svc.start(&id).unwrap_err().kind(), ErrorKind::FailedPrecondition);
+}
+
+#[test]
+fn a_failed_start_leaves_an_exited_container() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    e.fakes.fail_once("start_container");
+    assert!(e.svc.start(&id).is_err());
+    let view = e.svc.status(&id).unwrap();
+    assert_eq!(view.state(), ContainerState::Exited);
+    assert!(view.record.exit.unwrap().message.contains("start failed"));
+}
+
+#[test]
+fn exits_arrive_through_the_watcher() {
+    let e = env();
+    e.svc.recover().unwrap();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    e.svc.start(&id).unwrap();
+    e.fakes.exit(&id, 0);
+    let view = e.svc.status(&id).unwrap();
+    assert_eq!(view.state(), ContainerState::Exited);
+    assert_eq!(view.reason(), "Completed");
+    // A second delivery of the same record changes nothing.
+    e.fakes.exit(&id, 3);
+    assert_eq!(e.svc.status(&id).unwrap().record.exit.unwrap().exit_code, 0);
+}
+
+#[test]
+fn stop_escalates_to_sigkill() {
+    let e = env();
+    let mut c = config("a");
+    c.image = IMAGE.into();
+    e.fakes.add_image("127.0.0.1:5000/test/stubborn:1", ImageConfigInfo {
+        cmd: vec!["sh".into()],
+        stop_signal: "SIGUSR2".into(),
+        ..Default::default()
+    });
+    c.image = "127.0.0.1:5000/test/stubborn:1".into();
+    let id = e.svc.create(&e.pod_id, c).unwrap();
+    e.svc.start(&id).unwrap();
+    e.svc.stop(&id, 1).unwrap();
+    let signals: Vec<i32> = e.fakes.world().signals.iter().map(|(_, s)| *s).collect();
+    assert_eq!(signals, [12, 9]);
+    assert_eq!(e.svc.status(&id).unwrap().record.exit.unwrap().exit_code, 137);
+}
+
+#[test]
+fn pod_stop_and_remove_reach_the_containers() {
+    let e = env();
+    let a = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let b = e.svc.create(&e.pod_id, config("b")).unwrap();
+    e.svc.start(&a).unwrap();
+    e.sandboxes.stop(&e.pod_id).unwrap();
+    assert_eq!(e.svc.status(&a).unwrap().state(), ContainerState::Exited);
+    assert_eq!(e.svc.status(&b).unwrap().state(), ContainerState::Exited);
+    e.sandboxes.remove(&e.pod_id).unwrap();
+    assert!(e.svc.list(&ContainerFilter::default()).is_empty());
+    assert!(e.fakes.is_empty());
+    assert!(e.pods.is_empty());
+}
+
+#[test]
+fn exec_sync_and_reopen_need_a_running_container() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let cmd = vec!["echo".to_string(), "hi".to_string()];
+    assert_eq!(e.svc.exec_sync(&id, &cmd, 1).unwrap_err().kind(), ErrorKind::FailedPrecondition);
+    assert_eq!(e.svc.reopen_log(&id).unwrap_err().kind(), ErrorKind::FailedPrecondition);
+    e.svc.start(&id).unwrap();
+    e.fakes.world().exec = Some(ExecOutput { exit_code: 2, stdout: b"hi\n".to_vec(), ..Default::default() });
+    let out = e.svc.exec_sync(&id, &cmd, 1).unwrap();
+    assert_eq!((out.exit_code, out.stdout.as_slice()), (2, &b"hi\n"[..]));
+    assert_eq!(e.svc.exec_sync(&id, &[], 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    e.svc.reopen_log(&id).unwrap();
+}
+
+#[test]
+fn update_resources_clamps_oom_score_adj_and_is_recorded() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let wanted = Resources { memory_limit_bytes: 64 << 20, oom_score_adj: -999, ..Default::default() };
+    e.svc.update_resources(&id, wanted).unwrap();
+    let applied = e.fakes.world().updated.last().cloned().unwrap();
+    assert_eq!(applied.oom_score_adj, -500);
+    assert_eq!(e.svc.status(&id).unwrap().record.resources.unwrap().memory_limit_bytes, 64 << 20);
+}
+
+#[test]
+fn list_filters() {
+    let e = env();
+    let a = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let b = e.svc.create(&e.pod_id, config("b")).unwrap();
+    e.svc.start(&b).unwrap();
+    let ids = |f: ContainerFilter| -> Vec<String> { e.svc.list(&f).into_iter().map(|v| v.record.id).collect() };
+    assert_eq!(ids(ContainerFilter::default()).len(), 2);
+    assert_eq!(ids(ContainerFilter { state: Some(ContainerState::Running), ..Default::default() }), vec![b.clone()]);
+    assert_eq!(ids(ContainerFilter { id: Some(a[..20].to_string()), ..Default::default() }), vec![a.clone()]);
+    let by_label = ContainerFilter { labels: BTreeMap::from([("app".into(), "a".into())]), ..Default::default() };
+    assert_eq!(ids(by_label), vec![a.clone()]);
+    assert_eq!(ids(ContainerFilter { pod_id: Some(e.pod_id[..10].to_string()), ..Default::default() }).len(), 2);
+    assert!(ids(ContainerFilter { pod_id: Some("0000".into()), ..Default::default() }).is_empty());
+}
+
+#[test]
+fn recovery_settles_exits_that_happened_while_down() {
+    let e = env();
+    let a = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let b = e.svc.create(&e.pod_id, config("b")).unwrap();
+    let c = e.svc.create(&e.pod_id, config("c")).unwrap();
+    for id in [&a, &b, &c] {
+        e.svc.start(id).unwrap();
+    }
+    // While crius is down: a exits and its monitor records it; b's process vanishes unrecorded.
+    {
+        let mut w = e.fakes.world();
+        let pid_b = w.records[&b].process.unwrap().pid;
+        w.alive.remove(&pid_b);
+    }
+    e.fakes.exit(&a, 7);
+    let svc2 = Arc::new(ContainerService::new(e.fakes.ports(), e.sandboxes.clone(), e.svc.options.clone()));
+    let report = svc2.recover().unwrap();
+    assert_eq!((report.running, report.exited), (1, 2));
+    assert_eq!(svc2.status(&a).unwrap().record.exit.unwrap().exit_code, 7);
+    let b_exit = svc2.status(&b).unwrap().record.exit.unwrap();
+    assert_eq!(b_exit.exit_code, 255);
+    assert!(b_exit.message.contains("monitor"), "{}", b_exit.message);
+    assert_eq!(svc2.status(&c).unwrap().state(), ContainerState::Running);
+    // Names survive the restart.
+    assert_eq!(svc2.create(&e.pod_id, config("a")).unwrap_err().kind(), ErrorKind::AlreadyExists);
+}
+
+#[test]
+fn recovery_undoes_an_interrupted_create() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    {
+        let mut w = e.fakes.world();
+        if let Some(r) = w.records.get_mut(&id) {
+            r.state = ContainerState::Creating;
+        }
+    }
+    let svc2 = Arc::new(ContainerService::new(e.fakes.ports(), e.sandboxes.clone(), e.svc.options.clone()));
+    let report = svc2.recover().unwrap();
+    assert_eq!(report.undone, vec![id.clone()]);
+    assert!(e.fakes.world().records.is_empty());
+    assert!(e.fakes.world().rootfs.is_empty());
+    assert!(e.fakes.world().holds.is_empty());
+}

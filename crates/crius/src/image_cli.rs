@@ -1,0 +1,123 @@
+//! `crius image import|ls|rm`: the image store without a kubelet. Import needs the store to
+//! itself (stop the daemon first); ls and rm go through the daemon's CRI socket when it runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use crius_core::image::{ImageRecord, ImageService};
+use crius_image::{ImageError, ImageStoreImpl, StoreOptions};
+use k8s_cri::v1 as cri;
+
+use crate::client;
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageCommand {
+    /// Load an OCI image layout or docker-archive tarball (plain, gzip or zstd) into the store.
+    Import { file: PathBuf },
+    /// List images: id, size, names.
+    Ls,
+    /// Remove images by name, digest or id (one of several tags removes only that tag).
+    Rm {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+}
+
+pub fn run(args: ImageArgs, config: &Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let options = StoreOptions {
+        root: config.root.clone(),
+        registries: crius_image::Registries::default(),
+        pull: crius_image::PullConfig::default(),
+    };
+    let store = match ImageStoreImpl::open(options, runtime.handle().clone()) {
+        Ok((store, _)) => store,
+        Err(ImageError::Locked { path }) => {
+            if let ImageCommand::Import { .. } = args.command {
+                anyhow::bail!(
+                    "the image store {} is in use by the running crius daemon: stop it, import, and start it again",
+                    path.display()
+                );
+            }
+            return runtime.block_on(through_cri(args.command, config));
+        }
+        Err(e) => return Err(e).context("opening the image store"),
+    };
+    let images = ImageService::new(Arc::new(store.clone()));
+    match args.command {
+        ImageCommand::Import { file } => {
+            let imported = store.import_archive(&file).with_context(|| format!("importing {}", file.display()))?;
+            for img in &imported {
+                println!("imported {} {}", img.id, names(img));
+            }
+        }
+        ImageCommand::Ls => print_list(images.list(None)?.iter().map(|i| (i.id.to_string(), i.size, names(i)))),
+        ImageCommand::Rm { images: specs } => {
+            for spec in specs {
+                images.remove(&spec).with_context(|| format!("removing {spec}"))?;
+                println!("removed {spec}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn through_cri(command: ImageCommand, config: &Config) -> anyhow::Result<()> {
+    let mut c = client::image(client::connect(&config.listen).await?);
+    match command {
+        ImageCommand::Ls => {
+            let list = c.list_images(cri::ListImagesRequest::default()).await?.into_inner().images;
+            print_list(list.into_iter().map(|i| {
+                let mut n = i.repo_tags.clone();
+                n.extend(i.repo_digests.iter().cloned());
+                (i.id, i.size, n.join(", "))
+            }));
+        }
+        ImageCommand::Rm { images } => {
+            for image in images {
+                let spec = cri::ImageSpec { image: image.clone(), ..Default::default() };
+                c.remove_image(cri::RemoveImageRequest { image: Some(spec) })
+                    .await
+                    .with_context(|| format!("removing {image}"))?;
+                println!("removed {image}");
+            }
+        }
+        ImageCommand::Import { .. } => unreachable!("import never goes through CRI"),
+    }
+    Ok(())
+}
+
+fn names(i: &ImageRecord) -> String {
+    let mut n = i.repo_tags.clone();
+    if n.is_empty() {
+        n.extend(i.repo_digests.iter().cloned());
+    }
+    if n.is_empty() { "<none>".into() } else { n.join(", ") }
+}
+
+fn print_list(rows: impl Iterator<Item = (String, u64, String)>) {
+    println!("{:<13} {:>10}  NAMES", "IMAGE ID", "SIZE");
+    for (id, size, names) in rows {
+        let short: String = id.trim_start_matches("sha256:").chars().take(13).collect();
+        println!("{short:<13} {:>10}  {names}", human(size));
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
