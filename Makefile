@@ -1,5 +1,7 @@
 # crius: `make test` (as root) sets up and runs every check; `make run` sets up, builds and runs the daemon.
 SHELL := /bin/bash
+# Where rustup puts cargo on a machine set up by scripts/setup-run-deps.sh.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 # Extra flags for `crius daemon` in `make run`, e.g. CRIUS_ARGS='--log-level debug'.
 CRIUS_ARGS ?=
@@ -40,4 +42,5 @@ test: test-deps
 # built-in defaults (socket /run/crius/crius.sock). Needs root.
 run: run-deps
 	$(MAKE) --no-print-directory release
-	./target/release/crius daemon $(CRIUS_ARGS)
+	./target/release/crius $(CRIUS_ARGS) init-network
+	./target/release/crius $(CRIUS_ARGS) daemon

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs what running crius needs on Debian 12 (run as root): runc (the default OCI runtime),
-# iproute2 and util-linux (namespaces, nsenter), and protobuf-compiler to build it. Does nothing when
-# everything is already there.
+# iproute2 and util-linux (namespaces, nsenter), the CNI plugins and nftables (pod networks, host
+# ports), and protobuf-compiler to build it. Does nothing when everything is already there.
 set -euo pipefail
 
 packages=(
   runc
   iproute2
   util-linux
+  containernetworking-plugins
+  nftables
   protobuf-compiler
   make
+  gcc
 )
 
 installed() {
@@ -34,7 +37,9 @@ else
   apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup-run-deps: cargo not found: install a Rust toolchain (1.88 or newer, e.g. with rustup)" >&2
-  exit 1
+# Debian 12's own rustc is too old for edition 2024: a fresh machine gets rustup's stable toolchain.
+if ! command -v cargo >/dev/null 2>&1 && [[ ! -x "$HOME/.cargo/bin/cargo" ]]; then
+  echo "setup-run-deps: no cargo; installing the stable Rust toolchain with rustup"
+  apt-get install -y --no-install-recommends curl ca-certificates
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 fi

@@ -488,6 +488,7 @@ impl Ctx {
     /// Every phase, in order. Rows go to `self.rows` as they are measured.
     pub async fn run(&self) {
         let p = self.params.clone();
+        let cpu_start = self.daemon_pid.and_then(procfs::cpu_ms_of);
         self.phase("memory, idle");
         self.memory_rows("idle", "idle (no pods of this run)");
         self.phase_pull(&p).await;
@@ -499,6 +500,17 @@ impl Ctx {
         tokio::time::sleep(Duration::from_millis(500)).await;
         self.phase("memory, after");
         self.memory_rows("after", "after removing every pod");
+        let title = "daemon CPU time (user + system), whole run";
+        match (cpu_start, self.daemon_pid.and_then(procfs::cpu_ms_of)) {
+            (Some(a), Some(b)) => self.push_row(Row::value("daemon_cpu", title, "ms", b - a)),
+            _ => self.push_row(Row::without(
+                "daemon_cpu",
+                title,
+                "ms",
+                RowStatus::Skipped,
+                "skipped: the daemon's /proc/PID/stat is unreadable",
+            )),
+        }
     }
 
     async fn phase_pull(&self, p: &Params) {

@@ -448,15 +448,25 @@ const METHOD: &str = "
 
 - Both daemons run on private directories, one after the other, with nothing else of theirs running; the
   client is `crius-bench`, one gRPC connection, calls made as a kubelet makes them (pods with a cgroup parent,
-  a log directory, PID namespace per container; pod network = a network namespace of its own holding only
-  `lo`: crius's pod init, and for containerd a CNI conflist with only the loopback plugin).
+  a log directory, PID namespace per container, no hostname for host-network pods). A pod network is a
+  network namespace of its own holding only `lo`: crius's pod init makes it; containerd runs a CNI conflist of
+  the loopback plugin plus `bench-ip` (scripts/bench/cni-ip.c), which only reports an address on `eth0`
+  because containerd 1.6 refuses a pod without one.
+- Images: the bench image (a static pause and `true`, one uncompressed layer) is served by a loopback registry
+  (`crius-bench registry`); containerd's sandbox image is the same pause, imported with `ctr`.
 - Latency is the client's wall time of one CRI call (or of RunPodSandbox + CreateContainer + StartContainer
   for \"pod to running\"). Percentiles are nearest-rank over the measured iterations; warm-up iterations are
   not counted. \"N pods one after another\" keeps every pod until all are up, then stops and removes them.
   \"At once\" starts the pods from concurrent tasks over the same connection; the wall time is per round.
+  Cold pull = RemoveImage (both runtimes then delete the unreferenced blobs) + PullImage.
+- crius runs `runc create` in CreateContainer and `runc start` in StartContainer; containerd creates the task
+  (runc create + start) in StartContainer: compare their sum, or pod to running.
 - Memory is read from /proc/PID/smaps_rollup. The daemon is the process listening on the socket. Helpers
   are, per pod, the processes whose argv starts a `crius monitor` or `containerd-shim-runc-v2` naming that pod
-  plus all their descendants (crius's pod init; containerd's pause), measured with only pods running.
+  plus all their descendants (crius's pod init; containerd's pause), measured with only pods running. Daemon
+  CPU is its utime + stime over the run (not its helpers', nor runc's).
+- The machine is shared: the load average before and after is recorded above; figures taken under load are
+  noisy, ratios less so.
 - A row that the runtime answers UNIMPLEMENTED is reported as \"not supported\", never as a figure.
 ";
 

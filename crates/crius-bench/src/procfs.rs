@@ -121,6 +121,22 @@ pub fn parse_stat_ppid(stat: &str) -> Option<i32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// utime + stime of /proc/PID/stat, in ms (the kernel reports them in USER_HZ = 100 ticks per
+/// second on every Linux architecture).
+pub fn parse_stat_cpu_ms(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm: state is field 3 of the line, utime 14 and stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 * 10.0)
+}
+
+/// CPU time a live process has used so far, in ms.
+pub fn cpu_ms_of(pid: i32) -> Option<f64> {
+    parse_stat_cpu_ms(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
 /// argv from /proc/PID/cmdline (NUL-separated, NUL-terminated).
 pub fn parse_cmdline(raw: &[u8]) -> Vec<String> {
     raw.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect()
@@ -271,6 +287,14 @@ Num       RefCount Protocol Flags    Type St Inode Path
         assert_eq!(parse_stat_ppid("1234 (crius) S 77 1234 1234 0 -1"), Some(77));
         assert_eq!(parse_stat_ppid("1234 (a) b (c) R 9 1 1"), Some(9));
         assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn stat_cpu_time() {
+        let stat = "1234 (cri us) S 1 1234 1234 0 -1 4194560 500 0 0 0 150 25 0 0 20 0 9 0 100 1000 200";
+        assert_eq!(parse_stat_cpu_ms(stat), Some(1750.0));
+        assert_eq!(parse_stat_cpu_ms("1 (x) S 1"), None);
+        assert!(cpu_ms_of(std::process::id() as i32).is_some());
     }
 
     #[test]

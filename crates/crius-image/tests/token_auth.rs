@@ -76,8 +76,10 @@ async fn handle(
     let mut lines = head.lines();
     let first: Vec<&str> = lines.next().unwrap_or_default().split(' ').collect();
     let (method, target) = (first[0], first.get(1).copied().unwrap_or("/"));
-    let headers: HashMap<String, String> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while buf.len() < head_end + length {
         let n = sock.read(&mut chunk).await?;
@@ -101,7 +103,8 @@ async fn handle(
     let out = if path == "/token" {
         counter.fetch_add(1, Ordering::SeqCst);
         let params = if method == "POST" { body.as_str() } else { query };
-        let scope_ok = params.contains("scope=repository%3Atok%2Fapp%3Apull") && params.contains("service=fake-registry");
+        let scope_ok =
+            params.contains("scope=repository%3Atok%2Fapp%3Apull") && params.contains("service=fake-registry");
         let basic_ok = headers.get("authorization").is_some_and(|a| {
             a == &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("alice:wonderland"))
         });

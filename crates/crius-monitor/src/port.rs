@@ -45,7 +45,8 @@ pub struct MonitorConfig {
     pub cgroup_driver: CgroupDriver,
     /// How long `start` waits for the monitor to report ready before killing it.
     pub ready_timeout: Duration,
-    /// How long `stop` waits for the monitor to answer a shutdown request.
+    /// How long `stop` waits for the monitor to answer a shutdown request (it kills, records and
+    /// deletes the pod's containers first, one runtime call each).
     pub shutdown_timeout: Duration,
     /// How long dropping an uncommitted monitor waits for it to undo itself.
     pub undo_timeout: Duration,
@@ -62,12 +63,15 @@ impl MonitorConfig {
             cgroup_root: PathBuf::from(DEFAULT_ROOT),
             cgroup_driver: CgroupDriver::Cgroupfs,
             ready_timeout: Duration::from_secs(10),
-            shutdown_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(30),
             undo_timeout: Duration::from_secs(10),
             container_timeout: Duration::from_secs(60),
         }
     }
 }
+
+/// Longest wait for a status reply.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long `stop` waits for a SIGKILLed process to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(2);
@@ -102,7 +106,8 @@ impl MonitorPort {
     /// Asks the monitor of `pod_id` for its status.
     pub fn status(&self, pod_id: &str) -> Result<Response, MonitorError> {
         let paths = self.paths(pod_id)?;
-        client::request(&paths.socket, Op::Status, self.config.shutdown_timeout)
+        // A status answer is immediate: a monitor that takes longer is stuck.
+        client::request(&paths.socket, Op::Status, self.config.shutdown_timeout.min(STATUS_TIMEOUT))
     }
 
     /// The exit records the monitors write (`<run_dir>/exits`): crius-core's `ExitRecords`.

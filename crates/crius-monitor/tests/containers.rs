@@ -343,18 +343,25 @@ fn measure_create_start_time_and_monitor_memory() {
         times.push(start.elapsed());
         keep.push((ctr, init));
     }
-    // A trivial container that exits, for the create+start time alone.
-    for i in 0..3 {
+    // A trivial container that exits, for the create+start time alone (and each half).
+    let (mut creates, mut starts) = (Vec::new(), Vec::new());
+    for i in 0..5 {
         let id = format!("t{i}");
         let (spec, launch) = world.launch(&id, &["true"]);
         spec.write(std::path::Path::new(&launch.bundle), &world.rootfs).unwrap();
         let start = Instant::now();
         let (_ctr, init) = world.try_create(&spec, &launch);
         init.expect("create");
+        let created = start.elapsed();
         world.start(&id);
         times.push(start.elapsed());
+        creates.push(created);
+        starts.push(start.elapsed() - created);
         world.exit_of(&id, WAIT).expect("exit");
     }
+    creates.sort();
+    starts.sort();
+    println!("MEASURE median create {:?}, median start {:?}", creates[creates.len() / 2], starts[starts.len() / 2]);
     let monitor = world.pod.monitor.unwrap();
     for (_, init) in &keep {
         assert!(process::is_alive(init.pid, init.start_time));

@@ -55,11 +55,12 @@ impl CriRuntimeService {
     }
 
     fn network_condition(&self) -> cri::RuntimeCondition {
+        let readiness = self.sandboxes.network_readiness();
         cri::RuntimeCondition {
             r#type: "NetworkReady".into(),
-            status: false,
-            reason: "NetworkPluginNotReady".into(),
-            message: "crius: pod networking through CNI is not built yet; pods get their own network namespace with loopback only".into(),
+            status: readiness.ready,
+            reason: readiness.reason,
+            message: readiness.message,
         }
     }
 }
@@ -142,7 +143,11 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::PodSandboxStatusResponse {
             status: Some(conv::pod_sandbox_status(&view)),
             info,
-            containers_statuses: if request.verbose { self.pod_container_statuses(&view.record.id) } else { Vec::new() },
+            containers_statuses: if request.verbose {
+                self.pod_container_statuses(&view.record.id)
+            } else {
+                Vec::new()
+            },
             timestamp: now_ns(),
         }))
     }
@@ -216,7 +221,10 @@ impl RuntimeService for CriRuntimeService {
         }))
     }
 
-    async fn create_container(&self, request: Request<cri::CreateContainerRequest>) -> Result<Response<cri::CreateContainerResponse>, Status> {
+    async fn create_container(
+        &self,
+        request: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
         let request = request.into_inner();
         let pod_id = require(request.pod_sandbox_id, "pod_sandbox_id")?;
         let config = cconv::container_config(request.config).map_err(to_status)?;
@@ -226,7 +234,10 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::CreateContainerResponse { container_id }))
     }
 
-    async fn start_container(&self, request: Request<cri::StartContainerRequest>) -> Result<Response<cri::StartContainerResponse>, Status> {
+    async fn start_container(
+        &self,
+        request: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
         let id = require(request.into_inner().container_id, "container_id")?;
         let span = tracing::info_span!("StartContainer", container_id = %id);
         let containers = self.containers.clone();
@@ -234,7 +245,10 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::StartContainerResponse {}))
     }
 
-    async fn stop_container(&self, request: Request<cri::StopContainerRequest>) -> Result<Response<cri::StopContainerResponse>, Status> {
+    async fn stop_container(
+        &self,
+        request: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
         let request = request.into_inner();
         let id = require(request.container_id, "container_id")?;
         let span = tracing::info_span!("StopContainer", container_id = %id, timeout = request.timeout);
@@ -243,7 +257,10 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::StopContainerResponse {}))
     }
 
-    async fn remove_container(&self, request: Request<cri::RemoveContainerRequest>) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+    async fn remove_container(
+        &self,
+        request: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
         let id = require(request.into_inner().container_id, "container_id")?;
         let span = tracing::info_span!("RemoveContainer", container_id = %id);
         let containers = self.containers.clone();
@@ -251,13 +268,19 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::RemoveContainerResponse {}))
     }
 
-    async fn list_containers(&self, request: Request<cri::ListContainersRequest>) -> Result<Response<cri::ListContainersResponse>, Status> {
+    async fn list_containers(
+        &self,
+        request: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
         let filter = cview::container_filter(request.into_inner().filter);
         let containers = self.containers.list(&filter).iter().map(cview::container).collect();
         Ok(Response::new(cri::ListContainersResponse { containers }))
     }
 
-    async fn container_status(&self, request: Request<cri::ContainerStatusRequest>) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+    async fn container_status(
+        &self,
+        request: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
         let request = request.into_inner();
         let id = require(request.container_id, "container_id")?;
         let view = self.containers.status(&id).map_err(to_status)?;
@@ -268,7 +291,10 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::ContainerStatusResponse { status: Some(cview::container_status(&view)), info }))
     }
 
-    async fn update_container_resources(&self, request: Request<cri::UpdateContainerResourcesRequest>) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+    async fn update_container_resources(
+        &self,
+        request: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
         let request = request.into_inner();
         let id = require(request.container_id, "container_id")?;
         let resources = request
@@ -281,14 +307,20 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 
-    async fn reopen_container_log(&self, request: Request<cri::ReopenContainerLogRequest>) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+    async fn reopen_container_log(
+        &self,
+        request: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
         let id = require(request.into_inner().container_id, "container_id")?;
         let containers = self.containers.clone();
         blocking(move || containers.reopen_log(&id)).await?;
         Ok(Response::new(cri::ReopenContainerLogResponse {}))
     }
 
-    async fn exec_sync(&self, request: Request<cri::ExecSyncRequest>) -> Result<Response<cri::ExecSyncResponse>, Status> {
+    async fn exec_sync(
+        &self,
+        request: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
         let request = request.into_inner();
         let id = require(request.container_id, "container_id")?;
         let span = tracing::info_span!("ExecSync", container_id = %id);
@@ -354,7 +386,10 @@ impl RuntimeService for CriRuntimeService {
         not_yet("CheckpointContainer")
     }
 
-    async fn get_container_events(&self, request: Request<cri::GetEventsRequest>) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+    async fn get_container_events(
+        &self,
+        request: Request<cri::GetEventsRequest>,
+    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
         let _ = request;
         let mut events = self.containers.subscribe_events();
         let containers = self.containers.clone();

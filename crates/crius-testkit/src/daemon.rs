@@ -61,7 +61,17 @@ pub struct TestDaemonBuilder {
     log_level: String,
     ready_timeout: Duration,
     netns_alias: bool,
+    /// The CNI network list the daemon uses (default: loopback only, no bridge, no IPs).
+    cni_conflist: String,
+    /// Lines of crius.toml's `[network]` table, after the harness's own.
+    network_lines: Vec<String>,
+    /// Give pods a real bridge network of their own (see [`TestDaemonBuilder::bridge_network`]).
+    bridge_network: bool,
 }
+
+/// A network that needs no bridge and no address space, so tests that do not test networking
+/// still go through the real CNI path.
+pub const LOOPBACK_CONFLIST: &str = r#"{"cniVersion":"1.0.0","name":"crius-test-lo","plugins":[{"type":"loopback"}]}"#;
 
 impl Default for TestDaemonBuilder {
     fn default() -> Self {
@@ -74,8 +84,12 @@ impl Default for TestDaemonBuilder {
         Self {
             env,
             config_lines: Vec::new(),
+            cni_conflist: LOOPBACK_CONFLIST.to_string(),
+            network_lines: Vec::new(),
+            bridge_network: false,
             log_level: std::env::var("CRIUS_TEST_LOG_LEVEL").unwrap_or_else(|_| "debug".into()),
-            ready_timeout: Duration::from_secs(60),
+            // Generous: a loaded 2-core CI machine running tests in parallel is slow to start daemons.
+            ready_timeout: Duration::from_secs(120),
             netns_alias: true,
         }
     }
@@ -92,6 +106,25 @@ impl TestDaemonBuilder {
     /// already set by the harness).
     pub fn config_line(mut self, line: impl Into<String>) -> Self {
         self.config_lines.push(line.into());
+        self
+    }
+
+    /// The CNI network list (JSON) the daemon's pods get, instead of loopback only.
+    pub fn cni_conflist(mut self, json: impl Into<String>) -> Self {
+        self.cni_conflist = json.into();
+        self
+    }
+
+    /// Pods get a bridge network private to this daemon: its own bridge, a random /24 in
+    /// 10.200.0.0/13, host-local's data under the test dir; the bridge is deleted on drop.
+    pub fn bridge_network(mut self) -> Self {
+        self.bridge_network = true;
+        self
+    }
+
+    /// A line of crius.toml's `[network]` table (conf_dirs and hostport_table are the harness's).
+    pub fn network_line(mut self, line: impl Into<String>) -> Self {
+        self.network_lines.push(line.into());
         self
     }
 
@@ -154,6 +187,22 @@ impl TestDaemonBuilder {
             config.push_str(line);
             config.push('\n');
         }
+        // The network: a private CNI config dir and nftables table per daemon, so tests run in
+        // parallel and never touch the node's.
+        let cni_dir = base.join("cni-conf");
+        fs::create_dir_all(&cni_dir)?;
+        let bridge = self.bridge_network.then(|| crate::network::TestBridge::new(&base));
+        let conflist = bridge.as_ref().map(|b| b.conflist()).unwrap_or_else(|| self.cni_conflist.clone());
+        fs::write(cni_dir.join("10-test.conflist"), conflist)?;
+        let table = format!(
+            "crius-t-{}",
+            base.file_name().map(|n| n.to_string_lossy().replace(['.', '-'], "")).unwrap_or_default()
+        );
+        config.push_str(&format!("\n[network]\nconf_dirs = [{}]\nhostport_table = {table:?}\n", toml_str(&cni_dir)));
+        for line in &self.network_lines {
+            config.push_str(line);
+            config.push('\n');
+        }
         fs::write(&config_path, config)?;
 
         let mut td = TestDaemon {
@@ -166,6 +215,7 @@ impl TestDaemonBuilder {
             socket,
             config_path,
             log_path,
+            bridge,
             env: self.env,
             log_level: self.log_level,
             ready_timeout: self.ready_timeout,
@@ -213,6 +263,7 @@ pub struct TestDaemon {
     socket: PathBuf,
     config_path: PathBuf,
     log_path: PathBuf,
+    bridge: Option<crate::network::TestBridge>,
     env: Vec<(OsString, OsString)>,
     log_level: String,
     ready_timeout: Duration,
@@ -628,6 +679,7 @@ impl TestDaemon {
         let mut dirs = vec![
             self.root.join("pods"),
             self.root.join("containers"),
+            self.root.join("cni").join("results"),
             self.state.join("pods"),
             self.state.join("containers"),
         ];
@@ -645,7 +697,15 @@ impl TestDaemon {
                 }
             }
         }
+        if let Some(bridge) = &self.bridge {
+            out.extend(bridge.leaks());
+        }
         out
+    }
+
+    /// The test bridge network, when the daemon was built with `bridge_network()`.
+    pub fn bridge(&self) -> Option<&crate::network::TestBridge> {
+        self.bridge.as_ref()
     }
 
     /// Polls [`TestDaemon::leaks`] until it is empty or `timeout` passes; the last answer.
@@ -745,6 +805,10 @@ impl TestDaemon {
     /// Kills, unmounts and removes whatever is left of the test. Returns what failed.
     fn force_clean(&mut self) -> Vec<String> {
         let mut errors = self.scope().force_clean();
+        if let Some(bridge) = &self.bridge {
+            errors.extend(bridge.remove());
+        }
+        errors.extend(remove_nft_tables(&nft_table_name(&self.base)));
         if let Some(dir) = self.dir.take()
             && let Err(e) = dir.close()
         {
@@ -769,6 +833,30 @@ impl Drop for TestDaemon {
             eprintln!("crius-testkit: cleanup of {} left:\n  {}", self.base.display(), errors.join("\n  "));
         }
     }
+}
+
+/// The hostport manager's nftables table of this daemon (one per test, so tests run in parallel).
+fn nft_table_name(base: &Path) -> String {
+    format!("crius-t-{}", base.file_name().map(|n| n.to_string_lossy().replace(['.', '-'], "")).unwrap_or_default())
+}
+
+/// Deletes the test's hostport tables (both families), if the daemon made them.
+fn remove_nft_tables(table: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    for family in ["ip", "ip6"] {
+        let listed = std::process::Command::new("nft").args(["list", "table", family, table]).output();
+        if !listed.is_ok_and(|o| o.status.success()) {
+            continue;
+        }
+        match std::process::Command::new("nft").args(["delete", "table", family, table]).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                errors.push(format!("nft delete table {family} {table}: {}", String::from_utf8_lossy(&o.stderr).trim()))
+            }
+            Err(e) => errors.push(format!("nft delete table {family} {table}: {e}")),
+        }
+    }
+    errors
 }
 
 fn list_dir(d: &Path) -> Vec<PathBuf> {

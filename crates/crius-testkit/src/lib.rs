@@ -17,10 +17,11 @@ mod daemon;
 mod error;
 pub mod host;
 mod info;
+pub mod network;
 mod nsenter;
 
 pub use builders::{PodConfigExt, filter_id, filter_labels, filter_state, pod_config, run_request, unique_name};
-pub use daemon::{TestDaemon, TestDaemonBuilder, sweep_stale_test_dirs};
+pub use daemon::{LOOPBACK_CONFLIST, TestDaemon, TestDaemonBuilder, sweep_stale_test_dirs};
 pub use error::{Error, Result};
 pub use info::{PodInfo, PodNamespaces};
 pub use nsenter::{CmdOutput, Ns, Nsenter};
@@ -43,6 +44,8 @@ pub const CRASH_STEPS: &[&str] = &[
     "monitor_start",
     "monitor_recorded",
     "monitor_commit",
+    "network_setup",
+    "host_ports",
     "state_ready",
 ];
 

@@ -61,6 +61,8 @@ pub struct Config {
     pub default_runtime: String,
     /// OCI runtimes by handler name (RunPodSandbox's runtime_handler).
     pub runtimes: BTreeMap<String, RuntimeConfig>,
+    /// Pod networking: CNI and the hostport manager (a table, so it comes last).
+    pub network: crius_net::NetworkConfig,
 }
 
 /// One OCI runtime (`[runtimes.NAME]`).
@@ -91,6 +93,7 @@ impl Default for Config {
                 .into_iter()
                 .map(|name| (name.to_string(), RuntimeConfig { binary: name.into(), root: None }))
                 .collect(),
+            network: crius_net::NetworkConfig::default(),
         }
     }
 }
@@ -170,6 +173,7 @@ impl Config {
                 self.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
             );
         }
+        self.network.validate().map_err(|e| anyhow::anyhow!("[network]: {e}"))?;
         if self.shm_size < 1024 * 1024 {
             bail!("shm_size = {}: must be at least 1048576 bytes (1 MiB)", self.shm_size);
         }

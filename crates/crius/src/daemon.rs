@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use crius_core::container::{ContainerOptions, ContainerService};
 use crius_core::image::ImageService;
-use crius_core::ports::container::ContainerPorts;
 use crius_core::ports::Ports;
+use crius_core::ports::container::ContainerPorts;
 use crius_core::sandbox::{SandboxOptions, SandboxService};
 use crius_server::{CgroupDriver, Readiness, RuntimeInfo};
 use tokio::net::UnixListener;
@@ -44,9 +44,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let monitor = Arc::new(monitor_port(&config)?);
     let sandboxes = Arc::new(sandbox_service(&config, monitor.clone())?);
     let images = Arc::new(image_service(&config)?);
-    let containers = Arc::new(container_service(&config, monitor, sandboxes.clone(), &images)?);
-    let weak: std::sync::Weak<dyn crius_core::sandbox::PodContainers> = Arc::downgrade(&containers) as _;
-    sandboxes.set_containers(weak);
+    let containers = container_service(&config, monitor, sandboxes.clone(), &images)?;
     let readiness = Readiness::default();
     let info = RuntimeInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -140,10 +138,19 @@ fn runtime_handler_names(config: &Config) -> Vec<String> {
 }
 
 fn sandbox_service(config: &Config, monitor: Arc<crius_monitor::MonitorPort>) -> anyhow::Result<SandboxService> {
+    let host_ports: Arc<dyn crius_core::ports::network::HostPorts> = match config.network.hostport_manager {
+        crius_net::HostPortManagerKind::Crius => Arc::new(crius_net::HostPortManager::new(
+            config.network.hostport_table.clone(),
+            config.network.masquerade_mark,
+        )),
+        crius_net::HostPortManagerKind::Cni => Arc::new(crius_net::NoHostPorts),
+    };
     let ports = Ports {
         pod_state: Arc::new(FileStateStore::new(&config.root, "pods").context("preparing the pod record store")?),
         pod_files: Arc::new(HostPodFiles::new(&config.root, &config.state).context("preparing pod directories")?),
         monitor,
+        network: Arc::new(crius_net::CniNetwork::new(config.network.clone(), config.root.join("cni").join("results"))),
+        host_ports,
     };
     let options = SandboxOptions {
         shm_size_bytes: config.shm_size,
@@ -168,7 +175,7 @@ fn container_service(
     monitor: Arc<crius_monitor::MonitorPort>,
     sandboxes: Arc<SandboxService>,
     images: &ImageService,
-) -> anyhow::Result<ContainerService> {
+) -> anyhow::Result<Arc<ContainerService>> {
     let handlers = config.runtime_handlers();
     for handler in handlers.values() {
         if !Path::new(&handler.binary).is_file() {
@@ -176,7 +183,9 @@ fn container_service(
         }
     }
     let ports = ContainerPorts {
-        state: Arc::new(FileStateStore::new(&config.root, "containers").context("preparing the container record store")?),
+        state: Arc::new(
+            FileStateStore::new(&config.root, "containers").context("preparing the container record store")?,
+        ),
         fs: Arc::new(HostContainerFs::new(&config.root, &config.state).context("preparing container directories")?),
         monitor,
         exits: Arc::new(crius_monitor::ExitDir::new(config.state.join("exits"))),
@@ -189,7 +198,7 @@ fn container_service(
         host: crate::host_caps::detect(&config.cgroup_root, config.cgroup_driver == CgroupDriverName::Systemd),
     };
     tracing::debug!(host = ?options.host, "host facts");
-    Ok(ContainerService::new(ports, sandboxes, options))
+    Ok(ContainerService::new_shared(ports, sandboxes, options))
 }
 
 /// Binds the CRI socket (mode 0660). A stale socket file is replaced; a live one means another

@@ -40,6 +40,8 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// The image store: import an archive, list, remove.
     Image(image_cli::ImageArgs),
+    /// Write the default CNI network (bridge + host-local) if no CNI config exists yet.
+    InitNetwork,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,13 @@ fn run(flags: &ConfigFlags, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ctl(args) => ctl::run(args, config.listen),
+        Command::InitNetwork => {
+            match crius_net::default_network::ensure_default_network(&config.network)? {
+                Some(path) => println!("wrote the default pod network to {}", path.display()),
+                None => println!("a CNI network config already exists; nothing written"),
+            }
+            Ok(())
+        }
         Command::Image(args) => image_cli::run(args, &config),
         Command::Monitor(_) => anyhow::bail!("the monitor is started by the daemon before any config is read"),
     }

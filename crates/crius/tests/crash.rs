@@ -32,16 +32,28 @@ async fn run(td: &TestDaemon, cfg: crius_testkit::cri::PodSandboxConfig) -> Stri
     }
 }
 
+/// A free TCP port on 127.0.0.1 (free when asked; the daemon holds it from then on).
+fn free_port() -> i32 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    i32::from(listener.local_addr().expect("local addr").port())
+}
+
+/// A pod that goes through every step: its own bridge network and a host port.
+fn full_pod(name: &str) -> crius_testkit::cri::PodSandboxConfig {
+    pod_config(name)
+        .sysctl("net.ipv4.ip_unprivileged_port_start", "80")
+        .dns(&["127.0.0.53"], &["cluster.local"], &["ndots:5"])
+        .port_mapping(80, free_port())
+}
+
 /// The daemon aborts right before `step` of RunPodSandbox; the restarted daemon must have undone
 /// whatever the step before it made, and the pod's name must be free again.
 async fn crash_at(step: &str) {
-    let mut td = match TestDaemon::start_with_env(BIN, &[(CRASH_ENV, step)]).await {
+    let mut td = match TestDaemon::builder().bridge_network().start_with_env(BIN, &[(CRASH_ENV, step)]).await {
         Ok(td) => td,
         Err(e) => panic!("the daemon did not start: {e}"),
     };
-    let cfg = pod_config(&format!("crash-{}", step.replace('_', "-")))
-        .sysctl("net.ipv4.ip_unprivileged_port_start", "80")
-        .dns(&["127.0.0.53"], &["cluster.local"], &["ndots:5"]);
+    let cfg = full_pod(&format!("crash-{}", step.replace('_', "-")));
     let parent = td.cgroup_parent();
     let cfg = cfg.cgroup_parent(&parent);
 
@@ -83,10 +95,25 @@ macro_rules! crash_tests {
             }
         )*
 
-        #[test]
-        fn every_crash_step_has_a_test() {
+        /// The steps a real pod goes through (from its start timeline) are exactly the ones
+        /// tested above.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn every_crash_step_has_a_test() {
             let ours: Vec<&str> = vec![$($step),*];
             assert_eq!(ours, crius_testkit::CRASH_STEPS);
+            let td = match TestDaemon::builder().bridge_network().start(BIN).await {
+                Ok(td) => td,
+                Err(e) => panic!("the daemon did not start: {e}"),
+            };
+            let id = run(&td, full_pod("all-steps")).await;
+            let info = td.pod_info(&id).await.expect("info");
+            let steps: Vec<String> = info.raw["timeline"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s["step"].as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            assert_eq!(steps, ours, "the pod's start timeline");
+            td.remove_pod(&id).await.expect("remove");
+            td.assert_no_leaks().await;
         }
     };
 }
@@ -99,6 +126,8 @@ crash_tests! {
     crash_before_monitor_start => "monitor_start",
     crash_before_monitor_recorded => "monitor_recorded",
     crash_before_monitor_commit => "monitor_commit",
+    crash_before_network_setup => "network_setup",
+    crash_before_host_ports => "host_ports",
     crash_before_state_ready => "state_ready",
 }
 

@@ -120,7 +120,7 @@ async fn pull_status_list_remove_and_fs_info() {
 
     // One of two tags: the image stays. The last name: it goes. Again: still fine.
     remove(&d, &r_numeric).await;
-    assert_eq!(status(&d, &r_numeric2, false).await.image.unwrap().repo_tags, [r_numeric2.clone()]);
+    assert_eq!(status(&d, &r_numeric2, false).await.image.unwrap().repo_tags, std::slice::from_ref(&r_numeric2));
     remove(&d, &r_numeric2).await;
     assert!(status(&d, numeric.id(), false).await.image.is_none());
     remove(&d, &r_numeric2).await;
@@ -227,4 +227,54 @@ async fn kill9_mid_pull_leaves_no_image_and_no_orphans() {
     assert_eq!(pull(&d, &r, None).await.unwrap(), img.id());
     d.restart().await.unwrap();
     assert_eq!(list(&d, None).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_import_ls_rm() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+    let img = catalog::full_config().build();
+    let archive = dir.path().join("image.tar");
+    img.write_docker_archive(&archive, &["example.test/cli:v1", "example.test/cli:v2"]).unwrap();
+    let crius = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("--root")
+            .arg(&root)
+            .arg("--state")
+            .arg(&state)
+            .arg("--listen")
+            .arg(dir.path().join("none.sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "crius {args:?}: {text}");
+        text
+    };
+    let out = crius(&["image", "import", archive.to_str().unwrap()]);
+    assert!(out.contains(img.id()), "{out}");
+    let out = crius(&["image", "ls"]);
+    assert!(out.contains(&img.id()[7..19]) && out.contains("example.test/cli:v1, example.test/cli:v2"), "{out}");
+    crius(&["image", "rm", "example.test/cli:v1"]);
+    let out = crius(&["image", "ls"]);
+    assert!(!out.contains("cli:v1") && out.contains("cli:v2"), "{out}");
+    crius(&["image", "rm", "example.test/cli:v2"]);
+    let out = crius(&["image", "ls"]);
+    assert_eq!(out.lines().count(), 1, "only the header: {out}");
+    assert!(entries(&root.join("images/layers")).is_empty());
+
+    // With the daemon running, ls goes through CRI and import is refused with a reason.
+    let d = TestDaemon::start(BIN).await.unwrap();
+    let via = |args: &[&str]| {
+        std::process::Command::new(BIN).arg("--config").arg(d.config_path()).args(args).output().unwrap()
+    };
+    let ls = via(&["image", "ls"]);
+    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
+    let import = via(&["image", "import", archive.to_str().unwrap()]);
+    assert!(!import.status.success());
+    assert!(String::from_utf8_lossy(&import.stderr).contains("stop it"), "{}", String::from_utf8_lossy(&import.stderr));
 }

@@ -42,12 +42,13 @@ impl ContainerService {
             ));
         }
         let runtime = self.runtime_for(&pod.config.runtime_handler)?;
-        let image = find_image(&self.ports.images.list()?, &config.image)?.map(|(image, _)| image).ok_or_else(|| {
-            Error::not_found(format!(
-                "image {:?} is not present on this node: pull it first (crictl pull {})",
-                config.image, config.image
-            ))
-        })?;
+        let image =
+            find_image(&self.ports.images.list()?, &config.image)?.map(|(image, _)| image).ok_or_else(|| {
+                Error::not_found(format!(
+                    "image {:?} is not present on this node: pull it first (crictl pull {})",
+                    config.image, config.image
+                ))
+            })?;
         let target_pid_ns = self.target_pid_namespace(&pod.id, &config)?;
 
         let id = new_id()?;
@@ -149,7 +150,14 @@ impl ContainerService {
             stdin: record.config.stdin,
             stdin_once: record.config.stdin_once,
             tty: record.config.tty,
-            cgroup: built.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned()),
+            // A systemd-style "slice:prefix:name" is no path: OOM detection needs the cgroupfs one.
+            cgroup: built
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_ref())
+                .map(|p| p.to_string_lossy().into_owned())
+                .filter(|p| !p.contains(':')),
         };
         rb.push("runtime container", || ports.oci.delete(&runtime, &id));
         let process = match ports.monitor.create_container(&pod.id, &launch) {

@@ -17,7 +17,6 @@ mod update;
 #[cfg(test)]
 mod tests;
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -48,6 +47,8 @@ pub struct ContainerService {
     names: NameIndex,
     options: ContainerOptions,
     events: events::Events,
+    /// Itself, for work that outlives a call (set by `new_shared`).
+    me: std::sync::OnceLock<std::sync::Weak<ContainerService>>,
 }
 
 impl ContainerService {
@@ -59,7 +60,17 @@ impl ContainerService {
             names: NameIndex::new("container"),
             options,
             events: events::Events::default(),
+            me: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The service, shared, and connected to its pods (whose Stop and Remove reach containers).
+    pub fn new_shared(ports: ContainerPorts, sandboxes: Arc<SandboxService>, options: ContainerOptions) -> Arc<Self> {
+        let service = Arc::new(Self::new(ports, sandboxes, options));
+        let _ = service.me.set(Arc::downgrade(&service));
+        let weak: std::sync::Weak<dyn crate::sandbox::PodContainers> = Arc::downgrade(&service) as _;
+        service.sandboxes.set_containers(weak);
+        service
     }
 
     pub fn containers(&self) -> &Arc<ContainerStore> {

@@ -43,7 +43,8 @@ pub struct Device {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileKind {
-    /// Nothing asked: the runtime default for seccomp, nothing for AppArmor.
+    /// Nothing asked: no seccomp filter (as containerd; the kubelet asks RuntimeDefault explicitly
+    /// when seccompDefault is on), no AppArmor profile.
     #[default]
     Unset,
     RuntimeDefault,

@@ -39,7 +39,6 @@ impl ContainerService {
         p.exits.remove(id).map_err(|e| e.context(ctx("removing its exit record")))?;
         p.state.delete(id).map_err(|e| e.context(ctx("removing its record")))
     }
-
 }
 
 impl crate::sandbox::PodContainers for ContainerService {
@@ -55,6 +54,30 @@ impl crate::sandbox::PodContainers for ContainerService {
     }
 
     /// Removes every container of a pod (for RemovePodSandbox).
+    fn pod_died(&self, pod_id: &str) {
+        let Some(me) = self.me.get().and_then(std::sync::Weak::upgrade) else { return };
+        let pod_id = pod_id.to_string();
+        // Called from an exit watch on the async runtime: settling exits may wait, so not there.
+        let spawned = std::thread::Builder::new().name("crius-pod-died".into()).spawn(move || {
+            for entry in me.containers.all() {
+                let (id, pod, live) = entry.read(|r| (r.id.clone(), r.pod_id.clone(), r.exit.is_none()));
+                if pod != pod_id || !live {
+                    continue;
+                }
+                if let Some(process) = entry.read(|r| r.process) {
+                    let _ = me.ports.monitor.signal(&process, 9);
+                }
+                let message = "the pod's monitor or init died; the container was killed";
+                if let Err(e) = me.settle_exit(&entry, message) {
+                    tracing::error!(container_id = %id, error = %e, "recording the exit of a container whose pod died");
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a thread to settle the containers of a dead pod");
+        }
+    }
+
     fn remove_pod_containers(&self, pod_id: &str) -> Result<()> {
         for entry in self.containers.all() {
             let (id, pod) = entry.read(|r| (r.id.clone(), r.pod_id.clone()));

@@ -28,7 +28,10 @@ struct Env {
 fn env() -> Env {
     let pods = Fakes::default();
     let fakes = ContainerFakes::default();
-    fakes.add_image(IMAGE, ImageConfigInfo { cmd: vec!["sh".into()], stop_signal: "SIGUSR1".into(), ..Default::default() });
+    fakes.add_image(
+        IMAGE,
+        ImageConfigInfo { cmd: vec!["sh".into()], stop_signal: "SIGUSR1".into(), ..Default::default() },
+    );
     let sandboxes = Arc::new(SandboxService::new(pods.ports(), SandboxOptions::default()));
     let options = ContainerOptions {
         runtimes: BTreeMap::from([(
@@ -42,9 +45,7 @@ fn env() -> Env {
             ..Default::default()
         },
     };
-    let svc = Arc::new(ContainerService::new(fakes.ports(), sandboxes.clone(), options));
-    let weak: std::sync::Weak<dyn PodContainers> = Arc::downgrade(&svc) as _;
-    sandboxes.set_containers(weak);
+    let svc = ContainerService::new_shared(fakes.ports(), sandboxes.clone(), options);
     let pod_id = sandboxes.run(pod_config("web")).unwrap();
     Env { pods, fakes, sandboxes, svc, pod_id }
 }
@@ -191,11 +192,10 @@ fn stop_escalates_to_sigkill() {
     let e = env();
     let mut c = config("a");
     c.image = IMAGE.into();
-    e.fakes.add_image("127.0.0.1:5000/test/stubborn:1", ImageConfigInfo {
-        cmd: vec!["sh".into()],
-        stop_signal: "SIGUSR2".into(),
-        ..Default::default()
-    });
+    e.fakes.add_image(
+        "127.0.0.1:5000/test/stubborn:1",
+        ImageConfigInfo { cmd: vec!["sh".into()], stop_signal: "SIGUSR2".into(), ..Default::default() },
+    );
     c.image = "127.0.0.1:5000/test/stubborn:1".into();
     let id = e.svc.create(&e.pod_id, c).unwrap();
     e.svc.start(&id).unwrap();
@@ -306,4 +306,20 @@ fn recovery_undoes_an_interrupted_create() {
     assert!(e.fakes.world().records.is_empty());
     assert!(e.fakes.world().rootfs.is_empty());
     assert!(e.fakes.world().holds.is_empty());
+}
+
+#[test]
+fn a_dead_pod_takes_its_containers_down_with_a_reason() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    e.svc.start(&id).unwrap();
+    e.svc.pod_died(&e.pod_id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while e.svc.status(&id).unwrap().state() != ContainerState::Exited && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let view = e.svc.status(&id).unwrap();
+    assert_eq!(view.state(), ContainerState::Exited);
+    // The fake monitor recorded the SIGKILL; the real one may be gone, then the reason says so.
+    assert_eq!(view.record.exit.unwrap().exit_code, 137);
 }

@@ -26,11 +26,20 @@ pub struct World {
 #[derive(Clone, Default)]
 pub struct Fakes {
     pub world: Arc<Mutex<World>>,
+    /// The network fakes' state, shared by every `FakeNetwork::new(&fakes)`.
+    pub net_state: Arc<Mutex<super::fake_network::NetState>>,
 }
 
 impl Fakes {
     pub fn ports(&self) -> Ports {
-        Ports { pod_state: Arc::new(self.clone()), pod_files: Arc::new(self.clone()), monitor: Arc::new(self.clone()) }
+        let network = Arc::new(super::fake_network::FakeNetwork::new(self));
+        Ports {
+            pod_state: Arc::new(self.clone()),
+            pod_files: Arc::new(self.clone()),
+            monitor: Arc::new(self.clone()),
+            network: network.clone(),
+            host_ports: network,
+        }
     }
 
     pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
@@ -113,6 +122,11 @@ impl PodFiles for Fakes {
         let mut w = self.op("create_files", pod_id)?;
         w.files.insert(pod_id.to_string());
         w.log.push(format!("hostname={}", files.hostname.trim_end()));
+        Ok(())
+    }
+    fn write_hosts(&self, pod_id: &str, hosts: &str) -> Result<()> {
+        let mut w = self.op("write_hosts", pod_id)?;
+        w.log.push(format!("hosts={}", hosts.lines().last().unwrap_or_default()));
         Ok(())
     }
     fn mount_shm(&self, pod_id: &str, _size: u64) -> Result<()> {

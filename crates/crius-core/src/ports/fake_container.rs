@@ -231,7 +231,8 @@ impl ContainerMonitor for ContainerFakes {
         // The fake processes die of any signal but one the test chose to ignore (SIGUSR2 = 12).
         if alive && signal != 12 {
             w.alive.remove(&process.pid);
-            let container = w.records.values().find(|r| r.process.map(|p| p.pid) == Some(process.pid)).map(|r| r.id.clone());
+            let container =
+                w.records.values().find(|r| r.process.map(|p| p.pid) == Some(process.pid)).map(|r| r.id.clone());
             if let Some(container) = container {
                 let exit = ContainerExit {
                     container_id: container.clone(),
@@ -283,7 +284,11 @@ impl OciRuntime for ContainerFakes {
         _timeout: Option<Duration>,
     ) -> Result<ExecOutput> {
         let w = self.op("exec_sync", container_id)?;
-        Ok(w.exec.clone().unwrap_or(ExecOutput { exit_code: 0, stdout: command.join(" ").into_bytes(), ..Default::default() }))
+        Ok(w.exec.clone().unwrap_or(ExecOutput {
+            exit_code: 0,
+            stdout: command.join(" ").into_bytes(),
+            ..Default::default()
+        }))
     }
     fn update_resources(&self, _runtime: &RuntimeHandler, container_id: &str, resources: &Resources) -> Result<()> {
         self.op("update_resources", container_id)?.updated.push(resources.clone());

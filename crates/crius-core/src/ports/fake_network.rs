@@ -44,7 +44,7 @@ pub struct FakeNetwork {
 impl FakeNetwork {
     /// A fake network logging into (and taking faults from) `fakes`.
     pub fn new(fakes: &Fakes) -> Self {
-        FakeNetwork { fakes: fakes.clone(), state: Arc::default() }
+        FakeNetwork { fakes: fakes.clone(), state: fakes.net_state.clone() }
     }
 
     pub fn state(&self) -> MutexGuard<'_, NetState> {

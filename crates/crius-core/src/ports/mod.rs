@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::sandbox::model::{NewNamespaces, PodRecord, PodResources, ProcRef};
 
+pub mod container;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake_container;
-pub mod container;
 pub mod image;
 
 pub use image::ImageStore;
@@ -54,6 +54,8 @@ pub trait PodFiles: Send + Sync {
     /// Creates the pod's directories and writes its files. Undo: `remove`.
     fn create(&self, pod_id: &str, files: &SandboxFileSet) -> Result<()>;
     /// Mounts the pod's /dev/shm tmpfs. Undo: `unmount_shm`.
+    /// Rewrites the pod's /etc/hosts (once the pod has its IPs).
+    fn write_hosts(&self, pod_id: &str, hosts: &str) -> Result<()>;
     fn mount_shm(&self, pod_id: &str, size_bytes: u64) -> Result<()>;
     /// Idempotent.
     fn unmount_shm(&self, pod_id: &str) -> Result<()>;
@@ -108,6 +110,8 @@ pub struct Ports {
     pub pod_state: Arc<PodStateStore>,
     pub pod_files: Arc<dyn PodFiles>,
     pub monitor: Arc<dyn PodMonitor>,
+    pub network: Arc<dyn network::PodNetwork>,
+    pub host_ports: Arc<dyn network::HostPorts>,
 }
 
 #[cfg(any(test, feature = "fakes"))]

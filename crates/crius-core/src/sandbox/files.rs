@@ -34,6 +34,16 @@ pub fn render_hosts(host_network: bool, host_hosts: &str) -> String {
     if host_network { host_hosts.to_string() } else { LOCAL_HOSTS.to_string() }
 }
 
+/// /etc/hosts of a pod with its own network, once it has IPs: the local names plus one line
+/// per pod IP with its hostname (what CRI-O writes; the kubelet's managed file has the same).
+pub fn render_hosts_with_ips(ips: &[std::net::IpAddr], hostname: &str) -> String {
+    let mut out = LOCAL_HOSTS.to_string();
+    for ip in ips {
+        out.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +72,13 @@ mod tests {
     fn only_servers() {
         let dns = DnsConfig { servers: vec!["192.0.2.53".into()], ..Default::default() };
         assert_eq!(render_resolv_conf(Some(&dns), ""), "nameserver 192.0.2.53\n");
+    }
+
+    #[test]
+    fn hosts_with_ips() {
+        let ips = ["10.88.0.5".parse().unwrap(), "fd00::5".parse().unwrap()];
+        let hosts = render_hosts_with_ips(&ips, "web-0");
+        assert!(hosts.ends_with("10.88.0.5\tweb-0\nfd00::5\tweb-0\n"), "{hosts}");
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
 pub trait PodContainers: Send + Sync {
     fn stop_pod_containers(&self, pod_id: &str) -> crate::Result<()>;
     fn remove_pod_containers(&self, pod_id: &str) -> crate::Result<()>;
+    /// The pod's init is gone (it dies with the pod's monitor): no container of the pod may be
+    /// reported running any more.
+    fn pod_died(&self, pod_id: &str);
 }
 
 pub struct SandboxService {
@@ -90,9 +93,29 @@ impl SandboxService {
         self.containers.get().and_then(std::sync::Weak::upgrade)
     }
 
+    /// Watches the pod init: when it exits, the pod is not ready and its containers are told.
+    fn watch_pod_init(&self, entry: Arc<crate::store::PodEntry>, init: model::ProcRef) {
+        let containers = self.containers.get().cloned();
+        self.ports.monitor.watch_exit(
+            init,
+            Box::new(move || {
+                let was_ready = entry.read(|r| r.state == model::PodState::Ready);
+                entry.mark_process_exited();
+                if was_ready && let Some(containers) = containers.and_then(|w| w.upgrade()) {
+                    containers.pod_died(&entry.id());
+                }
+            }),
+        );
+    }
+
     /// Whether the process is still the one recorded.
     pub fn process_alive(&self, process: &model::ProcRef) -> bool {
         self.ports.monitor.is_alive(process)
+    }
+
+    /// Whether pods can get a network (CRI Status's NetworkReady).
+    pub fn network_readiness(&self) -> crate::ports::network::NetworkReadiness {
+        self.ports.network.status()
     }
 
     pub fn pod_file_paths(&self, pod_id: &str) -> crate::ports::PodFilePaths {

@@ -183,6 +183,9 @@ pub struct PodRecord {
     pub resources: PodResources,
     #[serde(default)]
     pub timeline: Vec<StepTiming>,
+    /// The pod's network as CNI set it up (None: host network, or not set up yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::ports::network::NetworkStatus>,
 }
 
 pub const POD_RECORD_VERSION: u32 = 1;

@@ -34,7 +34,35 @@ impl SandboxService {
                 PodState::Ready | PodState::Stopped => self.load(record, &mut report),
             }
         }
+        self.resync_host_ports(&mut report);
         Ok(report)
+    }
+
+    /// Host ports of live pods come back (their sockets died with the old daemon); rules of gone
+    /// pods go.
+    fn resync_host_ports(&self, report: &mut PodRecoveryReport) {
+        let live: Vec<_> = self
+            .pods
+            .all()
+            .iter()
+            .filter(|e| !e.process_exited())
+            .filter_map(|e| {
+                e.read(|r| {
+                    let network = r.network.as_ref()?;
+                    (r.state == PodState::Ready && r.config.port_mappings.iter().any(|m| m.host_port > 0)).then(|| {
+                        crate::ports::network::HostPortPod {
+                            pod_id: r.id.clone(),
+                            mappings: r.config.port_mappings.clone(),
+                            ips: network.ips.clone(),
+                        }
+                    })
+                })
+            })
+            .collect();
+        match self.ports.host_ports.resync(&live) {
+            Ok(sync) => report.problems.extend(sync.problems),
+            Err(e) => report.problems.push(format!("restoring host ports: {e}")),
+        }
     }
 
     fn undo_creation(&self, record: &PodRecord) -> Result<()> {
@@ -50,7 +78,7 @@ impl SandboxService {
         match init {
             Some(init) if self.ports.monitor.is_alive(&init) => {
                 report.ready += 1;
-                self.ports.monitor.watch_exit(init, Box::new(move || entry.mark_process_exited()));
+                self.watch_pod_init(entry, init);
             }
             _ => {
                 report.not_ready += 1;

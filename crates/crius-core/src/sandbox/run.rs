@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::SandboxService;
-use super::files::{render_hosts, render_resolv_conf};
+use super::files::{render_hosts, render_hosts_with_ips, render_resolv_conf};
 use super::model::{POD_RECORD_VERSION, PodConfig, PodRecord, PodState};
 use super::sysctl;
 use super::timeline::Timeline;
@@ -38,6 +38,7 @@ impl SandboxService {
             state: PodState::Creating,
             resources: planned.clone(),
             timeline: Vec::new(),
+            network: None,
         };
         let mut rb = Rollback::new();
 
@@ -91,6 +92,35 @@ impl SandboxService {
             return Err(rb.fail(e.context(format!("committing the monitor of pod sandbox {id}"))));
         }
 
+        if !record.config.namespaces.host_network() {
+            let request = network_request(&record);
+            rb.push("pod network", move || ports.network.teardown(&request));
+            let request = network_request(&record);
+            let status = match timeline.step("network_setup", || ports.network.setup(&request)) {
+                Ok(status) => status,
+                Err(e) => return Err(rb.fail(e.context(format!("setting up the network of pod sandbox {id}")))),
+            };
+            let hostname = self.pod_hostname(&record.config)?;
+            let hosts = render_hosts_with_ips(&status.ips, &hostname);
+            record.network = Some(status);
+            if let Err(e) = ports.pod_state.save(&record) {
+                return Err(rb.fail(e.context(format!("recording the network of pod sandbox {id}"))));
+            }
+            if let Err(e) = ports.pod_files.write_hosts(&id, &hosts) {
+                return Err(rb.fail(e.context(format!("writing /etc/hosts of pod sandbox {id}"))));
+            }
+            let mappings = record.config.port_mappings.clone();
+            let ips = record.network.as_ref().map(|n| n.ips.clone()).unwrap_or_default();
+            if mappings.iter().any(|m| m.host_port > 0) {
+                let undo_mappings = mappings.clone();
+                let pod_id = id.as_str();
+                rb.push("host ports", move || ports.host_ports.remove(pod_id, &undo_mappings));
+                if let Err(e) = timeline.step("host_ports", || ports.host_ports.add(&id, &mappings, &ips)) {
+                    return Err(rb.fail(e.context(format!("opening the host ports of pod sandbox {id}"))));
+                }
+            }
+        }
+
         record.state = PodState::Ready;
         record.timeline = timeline.steps().to_vec();
         if let Err(e) = timeline.step("state_ready", || ports.pod_state.save(&record)) {
@@ -104,7 +134,7 @@ impl SandboxService {
         reservation.keep();
         rb.disarm();
         if let Some(init) = init {
-            self.ports.monitor.watch_exit(init, Box::new(move || entry.mark_process_exited()));
+            self.watch_pod_init(entry, init);
         }
         tracing::info!(pod_id = %id, pod = %name, "pod sandbox ready");
         Ok(id)
@@ -153,6 +183,21 @@ impl SandboxService {
         } else {
             Ok(config.hostname.clone())
         }
+    }
+}
+
+/// What CNI is told about a pod (also for DEL, which must match ADD).
+pub(crate) fn network_request(record: &PodRecord) -> crate::ports::network::NetworkRequest {
+    let md = &record.config.metadata;
+    crate::ports::network::NetworkRequest {
+        pod_id: record.id.clone(),
+        name: md.name.clone(),
+        namespace: md.namespace.clone(),
+        uid: md.uid.clone(),
+        netns_path: record.resources.namespaces.net.clone().unwrap_or_default(),
+        annotations: record.config.annotations.clone(),
+        port_mappings: record.config.port_mappings.clone(),
+        cgroup_parent: record.config.cgroup_parent.clone(),
     }
 }
 

@@ -29,6 +29,18 @@ impl SandboxService {
     /// The one teardown of a pod's running resources, shared by Stop, failed runs and recovery.
     pub(crate) fn release_runtime_resources(&self, record: &PodRecord) -> Result<()> {
         let id = &record.id;
+        // Host ports, then CNI DEL, then the netns (with the monitor): each step idempotent, so
+        // a stop cut by a crash is finished by the next one.
+        if !record.config.namespaces.host_network() {
+            self.ports
+                .host_ports
+                .remove(id, &record.config.port_mappings)
+                .map_err(|e| e.context(format!("closing the host ports of pod sandbox {id}")))?;
+            self.ports
+                .network
+                .teardown(&super::run::network_request(record))
+                .map_err(|e| e.context(format!("tearing down the network of pod sandbox {id}")))?;
+        }
         self.ports.monitor.stop(id, &record.resources).map_err(|e| e.context(format!("stopping pod sandbox {id}")))?;
         self.ports.pod_files.unmount_shm(id).map_err(|e| e.context(format!("unmounting /dev/shm of pod sandbox {id}")))
     }

@@ -45,6 +45,7 @@ fn run_makes_a_ready_pod() {
             "monitor_start",
             "monitor_recorded",
             "monitor_commit",
+            "network_setup",
             "state_ready"
         ]
     );
@@ -60,17 +61,28 @@ const FAULTS: &[(&str, usize)] = &[
     ("start_monitor", 0),
     ("save", 1),
     ("commit", 0),
+    ("network_setup", 0),
     ("save", 2),
+    ("write_hosts", 0),
+    ("hostports_add", 0),
+    ("save", 3),
 ];
+
+fn with_host_port(mut c: PodConfig) -> PodConfig {
+    c.port_mappings = vec![super::model::PortMapping { container_port: 80, host_port: 8080, ..Default::default() }];
+    c
+}
 
 #[test]
 fn a_fault_at_each_step_undoes_everything_before_it() {
     for &(op, skip) in FAULTS {
         let (fakes, svc) = service();
         fakes.fail_nth(op, skip);
-        let err = svc.run(config("web")).unwrap_err();
+        let err = svc.run(with_host_port(config("web"))).unwrap_err();
         assert!(err.to_string().contains("injected fault"), "{op}#{skip}: {err}");
         assert!(fakes.is_empty(), "{op}#{skip} left something behind: {:?}", fakes.log());
+        let net = crate::ports::fake_network::FakeNetwork::new(&fakes);
+        assert!(net.is_empty(), "{op}#{skip} left network state behind: {:?}", fakes.log());
         assert!(svc.pods().is_empty());
         // The name is free again.
         svc.run(config("web")).unwrap_or_else(|e| panic!("{op}#{skip}: name still reserved: {e}"));

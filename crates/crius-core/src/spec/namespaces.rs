@@ -94,6 +94,7 @@ mod tests {
             state: PodState::Ready,
             resources: PodResources { namespaces: paths, ..Default::default() },
             timeline: vec![],
+            network: None,
         }
     }
 

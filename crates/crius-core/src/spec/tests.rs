@@ -73,6 +73,7 @@ impl Fx {
                 ..Default::default()
             },
             timeline: vec![],
+            network: None,
         };
         let image = ImageConfigInfo {
             env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into(), "NGINX_VERSION=1.25".into()],

@@ -51,9 +51,10 @@ pub(crate) fn start(dir: &Path, on_exit: Callback) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
     inotify.add_watch(dir, AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE)?;
-    let mut watcher = Watcher { dir: dir.to_path_buf(), on_exit, delivered: HashMap::new(), since_prune: 0 };
-    // After the watch exists: a record written meanwhile is seen by both, and delivered once.
-    watcher.scan();
+    // The scan runs where the events are served, after the watch exists (a record written
+    // meanwhile is seen by both and delivered once), and never on the caller's stack: a
+    // callback that takes a lock the caller holds cannot deadlock.
+    let watcher = Watcher { dir: dir.to_path_buf(), on_exit, delivered: HashMap::new(), since_prune: 0 };
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             // SAFETY: InotifyFd owns the descriptor and returns the same one for as long as it
@@ -73,6 +74,7 @@ pub(crate) fn start(dir: &Path, on_exit: Callback) -> std::io::Result<()> {
 }
 
 async fn serve_async(fd: AsyncFd<InotifyFd>, mut watcher: Watcher) {
+    watcher.scan();
     loop {
         let mut guard = match fd.readable().await {
             Ok(guard) => guard,
@@ -97,6 +99,7 @@ async fn serve_async(fd: AsyncFd<InotifyFd>, mut watcher: Watcher) {
 }
 
 fn serve_blocking(inotify: &Inotify, mut watcher: Watcher) {
+    watcher.scan();
     loop {
         let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -133,7 +136,7 @@ impl Watcher {
         }
     }
 
-    pub(crate) fn scan(&mut self) {
+    fn scan(&mut self) {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) => return tracing::warn!(dir = %self.dir.display(), error = %e, "scanning exit records"),

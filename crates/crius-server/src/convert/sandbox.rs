@@ -116,7 +116,7 @@ pub fn pod_sandbox_status(view: &PodView) -> cri::PodSandboxStatus {
         metadata: Some(metadata(&r.config.metadata)),
         state: state(view.ready),
         created_at: r.created_at_ns,
-        network: Some(cri::PodSandboxNetworkStatus::default()),
+        network: Some(network_status(r.network.as_ref())),
         linux: Some(cri::LinuxPodSandboxStatus {
             namespaces: Some(cri::Namespace {
                 options: Some(cri::NamespaceOption {
@@ -131,6 +131,14 @@ pub fn pod_sandbox_status(view: &PodView) -> cri::PodSandboxStatus {
         labels: unsorted(&r.config.labels),
         annotations: unsorted(&r.config.annotations),
         runtime_handler: r.config.runtime_handler.clone(),
+    }
+}
+
+fn network_status(network: Option<&crius_core::ports::network::NetworkStatus>) -> cri::PodSandboxNetworkStatus {
+    let ips = network.map(|n| n.ips.as_slice()).unwrap_or_default();
+    cri::PodSandboxNetworkStatus {
+        ip: ips.first().map(|ip| ip.to_string()).unwrap_or_default(),
+        additional_ips: ips.iter().skip(1).map(|ip| cri::PodIp { ip: ip.to_string() }).collect(),
     }
 }
 

@@ -103,11 +103,12 @@ impl ContainerFs for HostContainerFs {
             walk_dev(Path::new("/dev"), &mut out);
         }
         for device in devices {
-            let meta = fs::metadata(&device.host_path).map_err(|e| {
-                Error::invalid(format!("device {}: {e}; it must exist on the node", device.host_path))
-            })?;
+            let meta = fs::metadata(&device.host_path)
+                .map_err(|e| Error::invalid(format!("device {}: {e}; it must exist on the node", device.host_path)))?;
             let resolved = host_device(&device.host_path, &meta, &device.container_path, &device.permissions)
-                .ok_or_else(|| Error::invalid(format!("device {} is not a character or block device", device.host_path)))?;
+                .ok_or_else(|| {
+                    Error::invalid(format!("device {} is not a character or block device", device.host_path))
+                })?;
             out.retain(|d: &HostDevice| d.container_path != resolved.container_path);
             out.push(resolved);
         }
@@ -130,7 +131,9 @@ impl ContainerFs for HostContainerFs {
 
     fn ensure_log_dir(&self, log_path: &str) -> Result<()> {
         match Path::new(log_path).parent() {
-            Some(dir) => fs::create_dir_all(dir).map_err(io_err(format!("creating the log directory {}", dir.display()))),
+            Some(dir) => {
+                fs::create_dir_all(dir).map_err(io_err(format!("creating the log directory {}", dir.display())))
+            }
             None => Ok(()),
         }
     }
@@ -138,7 +141,8 @@ impl ContainerFs for HostContainerFs {
     fn cleanup(&self, container_id: &str) -> Result<()> {
         let bundle = self.bundle(container_id);
         let rootfs = bundle.join("rootfs");
-        crius_sys::mounts::unmount(&rootfs).map_err(|e| Error::internal(format!("unmounting {}", rootfs.display()), e))?;
+        crius_sys::mounts::unmount(&rootfs)
+            .map_err(|e| Error::internal(format!("unmounting {}", rootfs.display()), e))?;
         remove_dir_all(&self.bundles_dir.join(container_id))?;
         let layer = self.layers_dir.join(container_id);
         for part in ["upper", "work", "empty"] {

@@ -57,6 +57,11 @@ impl PodFiles for HostPodFiles {
         fs::create_dir_all(&volatile).map_err(io_err("creating", &volatile))
     }
 
+    fn write_hosts(&self, pod_id: &str, hosts: &str) -> Result<()> {
+        let path = self.root_pods.join(pod_id).join("hosts");
+        write_atomic(&path, hosts.as_bytes(), 0o644).map_err(io_err("writing", &path))
+    }
+
     fn mount_shm(&self, pod_id: &str, size_bytes: u64) -> Result<()> {
         let path = self.shm_path(pod_id);
         fs::create_dir_all(&path).map_err(io_err("creating", &path))?;

@@ -12,8 +12,7 @@ const MAX_LINKS: usize = 255;
 /// `root` joined with `unsafe_path`, every symlink resolved inside `root`. Components that do
 /// not exist are kept as given (to be created).
 pub fn secure_join(root: &Path, unsafe_path: &Path) -> io::Result<PathBuf> {
-    let mut pending: Vec<OsString> =
-        unsafe_path.components().rev().filter_map(|c| component(c)).collect();
+    let mut pending: Vec<OsString> = unsafe_path.components().rev().filter_map(|c| component(c)).collect();
     let mut resolved = PathBuf::new();
     let mut links = 0;
     while let Some(part) = pending.pop() {

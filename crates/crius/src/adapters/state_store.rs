@@ -47,8 +47,8 @@ impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<
     /// Loads every record. A directory without a record is what a crash during delete
     /// leaves: it is removed. An unreadable record is reported and left for an operator.
     fn load_all(&self) -> Result<Vec<R>> {
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| Error::internal(format!("reading {}", self.dir.display()), e))?;
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| Error::internal(format!("reading {}", self.dir.display()), e))?;
         let mut records = Vec::new();
         for entry in entries.flatten() {
             let dir = entry.path();
@@ -75,9 +75,7 @@ impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<
     fn delete(&self, id: &str) -> Result<()> {
         let dir = self.record_dir(id);
         match fs::remove_dir_all(&dir) {
-            Ok(()) => {
-                sync_dir(&self.dir).map_err(|e| Error::internal(format!("syncing {}", self.dir.display()), e))
-            }
+            Ok(()) => sync_dir(&self.dir).map_err(|e| Error::internal(format!("syncing {}", self.dir.display()), e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::internal(format!("removing {}", dir.display()), e)),
         }
