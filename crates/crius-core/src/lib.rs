@@ -8,6 +8,7 @@ pub mod image;
 pub mod ports;
 pub mod rollback;
 pub mod sandbox;
+pub mod stats;
 pub mod spec;
 pub mod store;
 

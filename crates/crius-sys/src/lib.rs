@@ -5,6 +5,7 @@
 //! monitor) decide threading. Every `unsafe` block carries a `// SAFETY:` line.
 
 pub mod cgroup_oom;
+pub mod cgroup_stats;
 pub mod cgroups;
 pub mod error;
 pub mod fds;

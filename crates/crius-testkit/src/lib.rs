@@ -55,3 +55,5 @@ pub const CRASH_ENV: &str = "CRIUS_CRASH_AT";
 /// Test images built in Rust and a real registry on loopback to serve them.
 pub mod image_builder;
 pub mod registry;
+/// One registry per test binary, its images pushed once, stopped when the process ends.
+pub mod shared_registry;

@@ -61,6 +61,10 @@ pub struct Config {
     pub default_runtime: String,
     /// OCI runtimes by handler name (RunPodSandbox's runtime_handler).
     pub runtimes: BTreeMap<String, RuntimeConfig>,
+    /// Registries by host: mirrors, plain HTTP, credentials (`[registries."host:port"]`).
+    pub registries: crius_image::Registries,
+    /// Pull parallelism and time-outs (`[image_pull]`).
+    pub image_pull: crius_image::PullConfig,
     /// Pod networking: CNI and the hostport manager (a table, so it comes last).
     pub network: crius_net::NetworkConfig,
 }
@@ -93,6 +97,8 @@ impl Default for Config {
                 .into_iter()
                 .map(|name| (name.to_string(), RuntimeConfig { binary: name.into(), root: None }))
                 .collect(),
+            registries: crius_image::Registries::default(),
+            image_pull: crius_image::PullConfig::default(),
             network: crius_net::NetworkConfig::default(),
         }
     }
@@ -174,6 +180,8 @@ impl Config {
             );
         }
         self.network.validate().map_err(|e| anyhow::anyhow!("[network]: {e}"))?;
+        self.registries.validate().map_err(|e| anyhow::anyhow!("[registries]: {e}"))?;
+        self.image_pull.validate().map_err(|e| anyhow::anyhow!("[image_pull]: {e}"))?;
         if self.shm_size < 1024 * 1024 {
             bail!("shm_size = {}: must be at least 1048576 bytes (1 MiB)", self.shm_size);
         }

@@ -98,8 +98,8 @@ fn image_service(config: &Config) -> anyhow::Result<ImageService> {
     let options = crius_image::StoreOptions {
         root: config.root.clone(),
         // Defaults until crius.toml has the `[registries."host"]` and `[image_pull]` tables.
-        registries: crius_image::Registries::default(),
-        pull: crius_image::PullConfig::default(),
+        registries: config.registries.clone(),
+        pull: config.image_pull.clone(),
     };
     let (store, orphans) = crius_image::ImageStoreImpl::open(options, tokio::runtime::Handle::current())
         .context("opening the image store")?;

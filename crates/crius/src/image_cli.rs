@@ -35,8 +35,8 @@ pub fn run(args: ImageArgs, config: &Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let options = StoreOptions {
         root: config.root.clone(),
-        registries: crius_image::Registries::default(),
-        pull: crius_image::PullConfig::default(),
+        registries: config.registries.clone(),
+        pull: config.image_pull.clone(),
     };
     let store = match ImageStoreImpl::open(options, runtime.handle().clone()) {
         Ok((store, _)) => store,

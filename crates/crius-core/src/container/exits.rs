@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ContainerService;
-use super::events::ContainerEventKind;
 use super::model::ContainerState;
 use crate::error::Result;
 use crate::ports::container::ContainerExit;
@@ -31,7 +30,8 @@ impl ContainerService {
         if changed {
             let (id, pod_id) = entry.read(|r| (r.id.clone(), r.pod_id.clone()));
             tracing::info!(container_id = %id, "container exited");
-            self.events.emit(&id, &pod_id, ContainerEventKind::Stopped);
+            // A start under way sends STOPPED itself, after its STARTED.
+            self.emit_stopped(&id, &pod_id);
         }
         Ok(())
     }

@@ -47,6 +47,10 @@ pub struct ContainerService {
     names: NameIndex,
     options: ContainerOptions,
     events: events::Events,
+    /// Containers whose StartContainer is under way, each with whether its exit was applied in
+    /// the meantime: that exit's STOPPED event is held back until start has sent STARTED, so a
+    /// container that exits at once is still reported CREATED, STARTED, STOPPED in that order.
+    starting: std::sync::Mutex<std::collections::HashMap<String, bool>>,
     /// Itself, for work that outlives a call (set by `new_shared`).
     me: std::sync::OnceLock<std::sync::Weak<ContainerService>>,
 }
@@ -60,6 +64,7 @@ impl ContainerService {
             names: NameIndex::new("container"),
             options,
             events: events::Events::default(),
+            starting: std::sync::Mutex::new(std::collections::HashMap::new()),
             me: std::sync::OnceLock::new(),
         }
     }

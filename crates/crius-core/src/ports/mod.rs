@@ -17,6 +17,7 @@ pub mod fake;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake_container;
 pub mod image;
+pub mod stats;
 
 pub use image::ImageStore;
 

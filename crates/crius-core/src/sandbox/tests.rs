@@ -271,6 +271,9 @@ fn recovery_undoes_interrupted_creations_and_keeps_ready_pods() {
     cut.id = "c".repeat(64);
     cut.config = config("cut");
     cut.state = PodState::Creating;
+    // Processes of its own: its undo kills them, not the ready pod's.
+    cut.resources.monitor = Some(crate::sandbox::model::ProcRef { pid: 9001, start_time: 1 });
+    cut.resources.init = Some(crate::sandbox::model::ProcRef { pid: 9002, start_time: 1 });
     {
         let mut w = fakes.world();
         w.records.insert(cut.id.clone(), cut.clone());

@@ -101,12 +101,12 @@ pub fn container_filter(filter: Option<cri::ContainerFilter>) -> ContainerFilter
     let Some(f) = filter else { return ContainerFilter::default() };
     ContainerFilter {
         id: (!f.id.is_empty()).then_some(f.id),
-        state: f.state.and_then(|s| match cri::ContainerState::try_from(s.state) {
-            Ok(cri::ContainerState::ContainerCreated) => Some(ContainerState::Created),
-            Ok(cri::ContainerState::ContainerRunning) => Some(ContainerState::Running),
-            Ok(cri::ContainerState::ContainerExited) => Some(ContainerState::Exited),
-            // UNKNOWN matches nothing crius has; an out-of-range value too.
-            _ => Some(ContainerState::Creating),
+        state: f.state.map(|s| match cri::ContainerState::try_from(s.state) {
+            Ok(cri::ContainerState::ContainerCreated) => ContainerState::Created,
+            Ok(cri::ContainerState::ContainerRunning) => ContainerState::Running,
+            Ok(cri::ContainerState::ContainerExited) => ContainerState::Exited,
+            // UNKNOWN matches nothing crius lists (Creating is never listed); an out-of-range value too.
+            _ => ContainerState::Creating,
         }),
         pod_id: (!f.pod_sandbox_id.is_empty()).then_some(f.pod_sandbox_id),
         labels: f.label_selector.into_iter().collect(),

@@ -5,3 +5,4 @@ pub mod container_fs;
 pub mod pod_files;
 pub mod securejoin;
 pub mod state_store;
+pub mod stats;

@@ -96,6 +96,7 @@ mod tests {
             state: PodState::Creating,
             resources: PodResources::default(),
             timeline: Vec::new(),
+            network: None,
         }
     }
 
