@@ -7,8 +7,9 @@
 #     `true`, and two OCI images made of them: the pause image (containerd's sandbox image,
 #     imported with ctr) and the bench image (served by a loopback registry run by crius-bench);
 #   - runs a private containerd (1.6 config: private root/state/socket, runc with cgroupfs, a CNI
-#     conf dir holding a loopback conflist, so its pods get a netns with only lo, like crius's)
-#     and benchmarks it; then a private crius daemon (temp root/state/socket) and benchmarks it;
+#     conf dir holding a loopback conflist, so its pods get a netns with only lo) and benchmarks it;
+#     then a private crius daemon (temp root/state/socket, the same CNI config, its own nftables
+#     table) and benchmarks it;
 #   - prints both tables, the ratios and the targets, and (full mode) writes BENCHMARKS.md.
 #
 # --quick: small counts, under two minutes, for CI: checks that the harness works (exits non-zero
@@ -63,6 +64,7 @@ CRIUS_SOCK=$CRIUS_DIR/crius.sock
 BENCH=$REPO/target/release/crius-bench
 CRIUS=$REPO/target/release/crius
 
+NFT_TABLE=crius-bench-${T##*.}
 CTRD_PID=""
 CRIUS_PID=""
 REGISTRY_PID=""
@@ -100,7 +102,7 @@ pids_with_arg() {
 }
 
 # Everything this run made, in order: pods (through the daemons), daemons, shims and monitors,
-# runc containers, mounts, netns, cgroups, files.
+# runc containers, mounts, netns, cgroups, nftables tables, files.
 cleanup() {
   local rc=$?
   set +e
@@ -159,6 +161,13 @@ cleanup() {
   local dir
   for dir in /sys/fs/cgroup/*/crius-bench /sys/fs/cgroup/crius-bench; do
     [[ -d "$dir" ]] && find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  # crius's hostport tables (both families).
+  local family
+  for family in ip ip6; do
+    if nft list table "$family" "$NFT_TABLE" >/dev/null 2>&1; then
+      nft delete table "$family" "$NFT_TABLE"
+    fi
   done
   if ((!RUN_CONTAINERD_EXISTED)); then
     rmdir /run/containerd/s /run/containerd 2>/dev/null
@@ -317,9 +326,16 @@ leaked=$(pids_with_arg "$CTRD_SOCK")
 [[ -z "$leaked" ]] || log "warning: containerd shims still running after the run: $leaked"
 
 # ---------------------------------------------------------------- crius
+# The same CNI config as containerd's, and a private nftables table for crius's hostport manager
+# (it makes the table at start; cleanup deletes it).
 cat >"$T/crius.toml" <<EOF
 netns_dir = ""
 log_level = "warn"
+
+[network]
+conf_dirs = ["$T/cni/net.d"]
+bin_dirs = ["$T/cni/bin"]
+hostport_table = "$NFT_TABLE"
 EOF
 log "starting crius ($("$CRIUS" version))"
 setsid "$CRIUS" --config "$T/crius.toml" daemon --listen "$CRIUS_SOCK" --root "$CRIUS_DIR/root" \

@@ -8,8 +8,8 @@ pub mod image;
 pub mod ports;
 pub mod rollback;
 pub mod sandbox;
-pub mod stats;
 pub mod spec;
+pub mod stats;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

@@ -110,7 +110,10 @@ mod tests {
 
     #[test]
     fn paths_and_codes() {
-        assert_eq!(split_path("/runtime.v1.RuntimeService/Version"), ("runtime.v1.RuntimeService".into(), "Version".into()));
+        assert_eq!(
+            split_path("/runtime.v1.RuntimeService/Version"),
+            ("runtime.v1.RuntimeService".into(), "Version".into())
+        );
         assert_eq!(split_path("/"), (String::new(), String::new()));
         assert_eq!(code_name(0), "OK");
         assert_eq!(code_name(12), "Unimplemented");
@@ -134,7 +137,10 @@ mod tests {
         }
         let text = metrics.encode().unwrap();
         assert!(text.contains(r#"crius_grpc_requests_total{service="s.S",method="Ok"} 2"#), "{text}");
-        assert!(text.contains(r#"crius_grpc_errors_total{service="s.S",method="Missing",code="NotFound"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"crius_grpc_errors_total{service="s.S",method="Missing",code="NotFound"} 1"#),
+            "{text}"
+        );
         assert!(!text.contains(r#"method="Ok",code="#), "{text}");
     }
 }

@@ -126,22 +126,38 @@ impl Metrics {
             "Time to answer a CRI call (to the response headers for a stream)",
             m.rpc_latency.clone(),
         );
-        r.register("crius_image_pull_bytes", "Bytes of images pulled (their unpacked size)", m.image_pull_bytes.clone());
+        r.register(
+            "crius_image_pull_bytes",
+            "Bytes of images pulled (their unpacked size)",
+            m.image_pull_bytes.clone(),
+        );
         r.register("crius_image_pull_failures", "Image pulls that failed", m.image_pull_failures.clone());
         r.register("crius_image_pull_duration_seconds", "Time an image pull took", m.image_pull_duration.clone());
         r.register("crius_pods", "Pod sandboxes by state", m.pods.clone());
         r.register("crius_containers", "Containers by state", m.containers.clone());
-        r.register("crius_monitor_restarts", "Pod monitors started again after they went away", m.monitor_restarts.clone());
+        r.register(
+            "crius_monitor_restarts",
+            "Pod monitors started again after they went away",
+            m.monitor_restarts.clone(),
+        );
         r.register("crius_cni_operation_duration_seconds", "CNI calls by operation", m.cni_latency.clone());
         r.register("crius_cni_operation_errors", "CNI calls that failed, by operation", m.cni_errors.clone());
-        r.register("crius_hostport_operation_duration_seconds", "Hostport manager calls by operation", m.hostport_latency.clone());
+        r.register(
+            "crius_hostport_operation_duration_seconds",
+            "Hostport manager calls by operation",
+            m.hostport_latency.clone(),
+        );
         r.register(
             "crius_runtime_operation_duration_seconds",
             "OCI runtime calls made through the pod monitor, by operation",
             m.runtime_latency.clone(),
         );
         r.register("crius_pod_start_step_duration_seconds", "Each step of RunPodSandbox", m.pod_start_steps.clone());
-        r.register("crius_pod_start_duration_seconds", "RunPodSandbox from its first step to Ready", m.pod_start.clone());
+        r.register(
+            "crius_pod_start_duration_seconds",
+            "RunPodSandbox from its first step to Ready",
+            m.pod_start.clone(),
+        );
         r.register(
             "crius_container_create_step_duration_seconds",
             "Each step of CreateContainer",
@@ -266,7 +282,13 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
         }
         // 1.5 ms falls in the 2 ms bucket, not in the 1 ms one.
-        assert!(text.contains(r#"crius_pod_start_step_duration_seconds_bucket{le="0.001",step="network_setup"} 0"#), "{text}");
-        assert!(text.contains(r#"crius_pod_start_step_duration_seconds_bucket{le="0.002",step="network_setup"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"crius_pod_start_step_duration_seconds_bucket{le="0.001",step="network_setup"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"crius_pod_start_step_duration_seconds_bucket{le="0.002",step="network_setup"} 1"#),
+            "{text}"
+        );
     }
 }

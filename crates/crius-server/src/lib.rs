@@ -28,10 +28,11 @@ pub type ImageServer = InterceptedService<ImageServiceServer<CriImageService>, R
 pub fn services(
     containers: Arc<crius_core::container::ContainerService>,
     images: Arc<crius_core::image::ImageService>,
+    stats: Arc<crius_core::stats::StatsService>,
     info: RuntimeInfo,
     readiness: Readiness,
 ) -> (RuntimeServer, ImageServer) {
-    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(containers, info))
+    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(containers, stats, info))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let image = ImageServiceServer::new(CriImageService::new(images))

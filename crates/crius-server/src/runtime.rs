@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crius_core::container::{ContainerFilter, ContainerService};
 use crius_core::sandbox::SandboxService;
+use crius_core::stats::StatsService;
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_server::RuntimeService;
 use tokio_stream::Stream;
@@ -14,6 +15,7 @@ use tracing::Instrument;
 use crate::convert::container as cconv;
 use crate::convert::container_view as cview;
 use crate::convert::sandbox as conv;
+use crate::convert::stats as sconv;
 use crate::status::to_status;
 
 pub const RUNTIME_NAME: &str = "crius";
@@ -38,14 +40,15 @@ pub struct RuntimeInfo {
 pub struct CriRuntimeService {
     sandboxes: Arc<SandboxService>,
     containers: Arc<ContainerService>,
+    stats: Arc<StatsService>,
     info: RuntimeInfo,
     pod_cidr: Mutex<String>,
 }
 
 impl CriRuntimeService {
-    pub fn new(containers: Arc<ContainerService>, info: RuntimeInfo) -> Self {
+    pub fn new(containers: Arc<ContainerService>, stats: Arc<StatsService>, info: RuntimeInfo) -> Self {
         let sandboxes = containers.sandboxes().clone();
-        CriRuntimeService { sandboxes, containers, info, pod_cidr: Mutex::new(String::new()) }
+        CriRuntimeService { sandboxes, containers, stats, info, pod_cidr: Mutex::new(String::new()) }
     }
 
     /// The statuses of a pod's containers, for PodSandboxStatus and events.
@@ -351,32 +354,46 @@ impl RuntimeService for CriRuntimeService {
         not_yet("PortForward")
     }
 
+    // The stats calls read cgroup files (and a pod's netns on a thread of its own): on a
+    // blocking thread, so the async workers keep serving.
     async fn container_stats(
         &self,
-        _request: Request<cri::ContainerStatsRequest>,
+        request: Request<cri::ContainerStatsRequest>,
     ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
-        not_yet("ContainerStats")
+        let id = require(request.into_inner().container_id, "container_id")?;
+        let stats = self.stats.clone();
+        let s = blocking(move || stats.container_stats(&id)).await?;
+        Ok(Response::new(cri::ContainerStatsResponse { stats: Some(sconv::container_stats(&s)) }))
     }
 
     async fn list_container_stats(
         &self,
-        _request: Request<cri::ListContainerStatsRequest>,
+        request: Request<cri::ListContainerStatsRequest>,
     ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
-        not_yet("ListContainerStats")
+        let filter = sconv::container_filter(request.into_inner().filter);
+        let stats = self.stats.clone();
+        let list = blocking(move || Ok(stats.list_container_stats(&filter))).await?;
+        Ok(Response::new(cri::ListContainerStatsResponse { stats: list.iter().map(sconv::container_stats).collect() }))
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _request: Request<cri::PodSandboxStatsRequest>,
+        request: Request<cri::PodSandboxStatsRequest>,
     ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
-        not_yet("PodSandboxStats")
+        let id = require_id(request.into_inner().pod_sandbox_id)?;
+        let stats = self.stats.clone();
+        let s = blocking(move || stats.pod_stats(&id)).await?;
+        Ok(Response::new(cri::PodSandboxStatsResponse { stats: Some(sconv::pod_stats(&s)) }))
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _request: Request<cri::ListPodSandboxStatsRequest>,
+        request: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
-        not_yet("ListPodSandboxStats")
+        let filter = sconv::pod_filter(request.into_inner().filter);
+        let stats = self.stats.clone();
+        let list = blocking(move || stats.list_pod_stats(&filter)).await?;
+        Ok(Response::new(cri::ListPodSandboxStatsResponse { stats: list.iter().map(sconv::pod_stats).collect() }))
     }
 
     async fn checkpoint_container(
@@ -418,14 +435,19 @@ impl RuntimeService for CriRuntimeService {
         &self,
         _request: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
-        not_yet("ListMetricDescriptors")
+        let descriptors = crius_core::stats::metrics::descriptors().iter().map(sconv::descriptor).collect();
+        Ok(Response::new(cri::ListMetricDescriptorsResponse { descriptors }))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _request: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
-        not_yet("ListPodSandboxMetrics")
+        let stats = self.stats.clone();
+        let pods = blocking(move || stats.pod_metrics()).await?;
+        Ok(Response::new(cri::ListPodSandboxMetricsResponse {
+            pod_metrics: pods.iter().map(sconv::pod_metrics).collect(),
+        }))
     }
 }
 

@@ -682,6 +682,8 @@ impl TestDaemon {
             self.root.join("cni").join("results"),
             self.state.join("pods"),
             self.state.join("containers"),
+            self.state.join("records").join("pods"),
+            self.state.join("records").join("containers"),
         ];
         dirs.extend(NS_KINDS.iter().map(|k| self.state.join("ns").join(k)));
         dirs.extend(self.netns_dir.clone());

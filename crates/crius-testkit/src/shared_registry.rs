@@ -123,9 +123,7 @@ rm -rf "$2"
         .spawn()
         .map_err(|e| Error::context("starting the shared registry's watchdog", e))?;
     let pipe = watchdog.stdin.take().ok_or_else(|| Error::msg("the watchdog has no stdin"))?;
-    KEPT.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Kept { _registry: registry, _watchdog: watchdog, _pipe: pipe });
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).push(Kept { _registry: registry, _watchdog: watchdog, _pipe: pipe });
     Ok(())
 }
 
@@ -134,4 +132,3 @@ fn registry_pid(dir: &Path) -> Option<i32> {
     let needle = format!("{}/", dir.to_string_lossy());
     host::pids().into_iter().find(|pid| host::cmdline(*pid).contains(&needle) && *pid != std::process::id() as i32)
 }
-

@@ -67,6 +67,8 @@ pub struct Config {
     pub image_pull: crius_image::PullConfig,
     /// Pod networking: CNI and the hostport manager (a table, so it comes last).
     pub network: crius_net::NetworkConfig,
+    /// The Prometheus endpoint (off by default) and stats settings (`[metrics]`).
+    pub metrics: crius_metrics::MetricsConfig,
 }
 
 /// One OCI runtime (`[runtimes.NAME]`).
@@ -100,6 +102,7 @@ impl Default for Config {
             registries: crius_image::Registries::default(),
             image_pull: crius_image::PullConfig::default(),
             network: crius_net::NetworkConfig::default(),
+            metrics: crius_metrics::MetricsConfig::default(),
         }
     }
 }
@@ -180,6 +183,7 @@ impl Config {
             );
         }
         self.network.validate().map_err(|e| anyhow::anyhow!("[network]: {e}"))?;
+        self.metrics.socket_addr().map_err(|e| anyhow::anyhow!("[metrics]: {e}"))?;
         self.registries.validate().map_err(|e| anyhow::anyhow!("[registries]: {e}"))?;
         self.image_pull.validate().map_err(|e| anyhow::anyhow!("[image_pull]: {e}"))?;
         if self.shm_size < 1024 * 1024 {

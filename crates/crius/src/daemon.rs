@@ -12,6 +12,9 @@ use crius_core::image::ImageService;
 use crius_core::ports::Ports;
 use crius_core::ports::container::ContainerPorts;
 use crius_core::sandbox::{SandboxOptions, SandboxService};
+use crius_core::stats::{StatsOptions, StatsService};
+use crius_metrics::Metrics;
+use crius_metrics::instrument as timed;
 use crius_server::{CgroupDriver, Readiness, RuntimeInfo};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -41,10 +44,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _lock = crate::lock::lock_state_dir(&config.state)?;
     let listener = bind_socket(&config.listen)?;
 
+    let metrics = Arc::new(Metrics::new());
     let monitor = Arc::new(monitor_port(&config)?);
-    let sandboxes = Arc::new(sandbox_service(&config, monitor.clone())?);
-    let images = Arc::new(image_service(&config)?);
-    let containers = container_service(&config, monitor, sandboxes.clone(), &images)?;
+    let sandboxes = Arc::new(sandbox_service(&config, monitor.clone(), &metrics)?);
+    let images = Arc::new(image_service(&config, &metrics)?);
+    let containers = container_service(&config, monitor, sandboxes.clone(), &images, &metrics)?;
+    let stats = stats_service(&config, &containers, &metrics).await?;
     let readiness = Readiness::default();
     let info = RuntimeInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -55,8 +60,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runtime_handlers: runtime_handler_names(&config),
         config_json: serde_json::to_string(&config).unwrap_or_default(),
     };
-    let (runtime_service, image_service) = crius_server::services(containers.clone(), images, info, readiness.clone());
+    let (runtime_service, image_service) =
+        crius_server::services(containers.clone(), images, stats, info, readiness.clone());
     let server = tonic::transport::Server::builder()
+        .layer(crius_metrics::GrpcMetricsLayer::new(metrics.clone()))
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal());
@@ -94,7 +101,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// The image store under `<root>/images`. Opening it runs the orphan pass: what a pull cut by a
 /// crash left behind is removed before anything is served.
-fn image_service(config: &Config) -> anyhow::Result<ImageService> {
+fn image_service(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<ImageService> {
     let options = crius_image::StoreOptions {
         root: config.root.clone(),
         // Defaults until crius.toml has the `[registries."host"]` and `[image_pull]` tables.
@@ -113,7 +120,7 @@ fn image_service(config: &Config) -> anyhow::Result<ImageService> {
             "image store: removed what interrupted pulls left"
         );
     }
-    Ok(ImageService::new(Arc::new(store)))
+    Ok(ImageService::new(Arc::new(timed::TimedImages::new(Arc::new(store), metrics.clone()))))
 }
 
 fn monitor_port(config: &Config) -> anyhow::Result<crius_monitor::MonitorPort> {
@@ -137,7 +144,11 @@ fn runtime_handler_names(config: &Config) -> Vec<String> {
     names
 }
 
-fn sandbox_service(config: &Config, monitor: Arc<crius_monitor::MonitorPort>) -> anyhow::Result<SandboxService> {
+fn sandbox_service(
+    config: &Config,
+    monitor: Arc<crius_monitor::MonitorPort>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<SandboxService> {
     let host_ports: Arc<dyn crius_core::ports::network::HostPorts> = match config.network.hostport_manager {
         crius_net::HostPortManagerKind::Crius => Arc::new(crius_net::HostPortManager::new(
             config.network.hostport_table.clone(),
@@ -145,12 +156,18 @@ fn sandbox_service(config: &Config, monitor: Arc<crius_monitor::MonitorPort>) ->
         )),
         crius_net::HostPortManagerKind::Cni => Arc::new(crius_net::NoHostPorts),
     };
+    let pod_state = Arc::new(
+        FileStateStore::new(&config.root, "pods")
+            .and_then(|s| s.with_volatile_dir(config.state.join("records").join("pods")))
+            .context("preparing the pod record store")?,
+    );
+    let network = Arc::new(crius_net::CniNetwork::new(config.network.clone(), config.root.join("cni").join("results")));
     let ports = Ports {
-        pod_state: Arc::new(FileStateStore::new(&config.root, "pods").context("preparing the pod record store")?),
+        pod_state: Arc::new(timed::PodStateTimeline::new(pod_state, metrics.clone())),
         pod_files: Arc::new(HostPodFiles::new(&config.root, &config.state).context("preparing pod directories")?),
         monitor,
-        network: Arc::new(crius_net::CniNetwork::new(config.network.clone(), config.root.join("cni").join("results"))),
-        host_ports,
+        network: Arc::new(timed::TimedNetwork::new(network, metrics.clone())),
+        host_ports: Arc::new(timed::TimedHostPorts::new(host_ports, metrics.clone())),
     };
     let options = SandboxOptions {
         shm_size_bytes: config.shm_size,
@@ -175,6 +192,7 @@ fn container_service(
     monitor: Arc<crius_monitor::MonitorPort>,
     sandboxes: Arc<SandboxService>,
     images: &ImageService,
+    metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<ContainerService>> {
     let handlers = config.runtime_handlers();
     for handler in handlers.values() {
@@ -182,12 +200,15 @@ fn container_service(
             tracing::warn!(handler = %handler.name, binary = %handler.binary, "runtime binary not found; pods using this handler will fail");
         }
     }
+    let state = Arc::new(
+        FileStateStore::new(&config.root, "containers")
+            .and_then(|s| s.with_volatile_dir(config.state.join("records").join("containers")))
+            .context("preparing the container record store")?,
+    );
     let ports = ContainerPorts {
-        state: Arc::new(
-            FileStateStore::new(&config.root, "containers").context("preparing the container record store")?,
-        ),
+        state: Arc::new(timed::ContainerStateTimeline::new(state, metrics.clone())),
         fs: Arc::new(HostContainerFs::new(&config.root, &config.state).context("preparing container directories")?),
-        monitor,
+        monitor: Arc::new(timed::TimedContainerMonitor::new(monitor, metrics.clone())),
         exits: Arc::new(crius_monitor::ExitDir::new(config.state.join("exits"))),
         oci: Arc::new(crius_oci::OciPort::new(crius_oci::OciConfig::new(config.state.join("oci")))),
         images: images.store().clone(),
@@ -199,6 +220,53 @@ fn container_service(
     };
     tracing::debug!(host = ?options.host, "host facts");
     Ok(ContainerService::new_shared(ports, sandboxes, options))
+}
+
+/// Stats over the host's cgroups, pod network namespaces and writable layers; the Prometheus
+/// endpoint when `[metrics] address` is set, with pods and containers counted at each scrape.
+async fn stats_service(
+    config: &Config,
+    containers: &Arc<ContainerService>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<StatsService>> {
+    let interval = std::time::Duration::from_secs(config.metrics.layer_usage_interval_secs.max(1));
+    let source = Arc::new(crate::adapters::stats::HostStats::new(&config.cgroup_root, &config.root, interval));
+    let options = StatsOptions { systemd_cgroup: config.cgroup_driver == CgroupDriverName::Systemd };
+    let stats = Arc::new(StatsService::new(containers.clone(), source, options));
+    let weak = Arc::downgrade(containers);
+    metrics.set_object_counts(move || weak.upgrade().map(|c| object_counts(&c)).unwrap_or_default());
+    if let Some(address) = config.metrics.socket_addr()? {
+        let (bound, serving) = crius_metrics::serve(address, metrics.clone(), std::future::pending()).await?;
+        tokio::spawn(serving);
+        tracing::info!(address = %bound, "serving Prometheus metrics on /metrics");
+    }
+    Ok(stats)
+}
+
+fn object_counts(containers: &ContainerService) -> crius_metrics::ObjectCounts {
+    use crius_core::container::model::ContainerState;
+    use crius_core::sandbox::model::PodState;
+    let mut pods = [("creating", 0), ("ready", 0), ("not_ready", 0), ("stopped", 0)];
+    for entry in containers.sandboxes().pods().all() {
+        let i = match entry.read(|r| r.state) {
+            PodState::Creating => 0,
+            PodState::Ready if !entry.process_exited() => 1,
+            PodState::Ready => 2,
+            PodState::Stopped => 3,
+        };
+        pods[i].1 += 1;
+    }
+    let mut ctrs = [("creating", 0), ("created", 0), ("running", 0), ("exited", 0)];
+    for entry in containers.containers().all() {
+        let i = match entry.read(|r| r.state) {
+            ContainerState::Creating => 0,
+            ContainerState::Created => 1,
+            ContainerState::Running => 2,
+            ContainerState::Exited => 3,
+        };
+        ctrs[i].1 += 1;
+    }
+    crius_metrics::ObjectCounts { pods: pods.to_vec(), containers: ctrs.to_vec() }
 }
 
 /// Binds the CRI socket (mode 0660). A stale socket file is replaced; a live one means another

@@ -312,12 +312,16 @@ impl T {
 
     /// Removes every pod (and so every container), then asserts that nothing leaked.
     async fn finish(self) {
-        if let Err(s) = self.td.remove_all_pods().await {
+        let __t = Instant::now();
+        let r = self.td.remove_all_pods().await;
+        eprintln!("FIN removed {:?} leaks now {:?}", __t.elapsed(), self.td.leaks());
+        if let Err(s) = r {
             self.fail("removing every pod", &s);
         }
         let left = self.list(None).await;
         assert!(left.is_empty(), "containers listed after every pod was removed: {left:?}");
         self.td.assert_no_leaks().await;
+        eprintln!("FIN no leaks {:?}", __t.elapsed());
         let left = self.container_leftovers();
         assert!(left.is_empty(), "leaked:\n  {}\n{}", left.join("\n  "), self.td.log_tail(40));
     }
@@ -361,7 +365,10 @@ async fn run_to_completion_exit_code_reason_and_cri_log() {
     // A line without a newline at the end is logged as partial.
     let id = t.run(&pod, sh("partial", &img, "printf 'no newline'")).await;
     let st = t.wait_exited(&id).await;
-    assert_eq!(read_log(&st.log_path), [LogLine { stream: "stdout".into(), partial: true, content: "no newline".into() }]);
+    assert_eq!(
+        read_log(&st.log_path),
+        [LogLine { stream: "stdout".into(), partial: true, content: "no newline".into() }]
+    );
 
     t.finish().await;
 }
@@ -416,7 +423,7 @@ async fn command_args_env_and_working_dir() {
 
     // HOSTNAME is the pod's.
     let (_, out) = t.run_to_exit(&pod, sh("hostname-env", &img, "echo $HOSTNAME")).await;
-    assert_eq!(out, [pod.config.hostname.clone()]);
+    assert_eq!(out, std::slice::from_ref(&pod.config.hostname));
 
     t.finish().await;
 }
@@ -429,10 +436,12 @@ async fn stop_signal_grace_period_and_sigkill() {
     let full = t.pull("full").await;
     let pod = t.run_pod(t.pod_cfg("stop")).await;
 
-    let trapper = t.run(&pod, sh("traps-term", &img, "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done")).await;
+    let trapper =
+        t.run(&pod, sh("traps-term", &img, "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done")).await;
     let ignorer = t.run(&pod, sh("ignores-term", &img, "trap '' TERM; echo ready; sleep 1000")).await;
-    let usr1 = t.run(&pod, sh("traps-usr1", &full, "trap 'exit 10' USR1; echo ready; while :; do sleep 0.1; done")).await;
-    let killed = t.run(&pod, cmd("killed", &img, &["sleep", "1000"])).await;
+    let usr1 =
+        t.run(&pod, sh("traps-usr1", &full, "trap 'exit 10' USR1; echo ready; while :; do sleep 0.1; done")).await;
+    let killed = t.run(&pod, cmd("killed", &img, &["sleep", "999"])).await;
     // The traps are set once "ready" is out.
     for id in [&trapper, &ignorer, &usr1] {
         let path = t.status(id).await.log_path;
@@ -460,6 +469,8 @@ async fn stop_signal_grace_period_and_sigkill() {
     assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(5), "Stop took {took:?}, timeout 2 s");
     let st = t.status(&ignorer).await;
     assert_eq!((st.state, st.exit_code), (ContainerState::ContainerExited as i32, 137), "{st:?}");
+    // Its `sleep 1000` went with it (the pod shares one PID namespace: nothing else kills it).
+    assert_gone_from_pod(&t, &killed, "sleep 1000").await;
 
     // Timeout 0: SIGKILL at once.
     let started = Instant::now();
@@ -474,6 +485,21 @@ async fn stop_signal_grace_period_and_sigkill() {
     assert_eq!(t.status(&created).await.state, ContainerState::ContainerExited as i32);
 
     t.finish().await;
+}
+
+/// Waits until `ps` in the running container `witness` shows no process whose command is `what`
+/// (zombies included).
+async fn assert_gone_from_pod(t: &T, witness: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let r = t.exec(witness, &["ps", "-o", "pid,stat,args"], 5).await.unwrap_or_else(|s| t.fail("ExecSync ps", &s));
+        let ps = String::from_utf8_lossy(&r.stdout).into_owned();
+        if !ps.lines().any(|l| l.ends_with(what)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what:?} is still in the pod after its container ended:\n{ps}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,9 +530,9 @@ async fn readonly_rootfs_with_a_writable_emptydir() {
     assert_eq!(st.mounts.len(), 1, "ContainerStatus reports the CRI mounts: {:?}", st.mounts);
 
     // Without readonly_rootfs, / is writable.
-    let (_, out) =
-        t.run_to_exit(&pod, sh("rw", &img, "touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly"))
-            .await;
+    let (_, out) = t
+        .run_to_exit(&pod, sh("rw", &img, "touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly"))
+        .await;
     assert_eq!(out, ["root-writable"]);
 
     t.finish().await;
@@ -520,9 +546,13 @@ async fn users_and_groups() {
     let groups = t.pull("groups").await;
     let named = t.pull("user-name").await;
     let pod = t.run_pod(t.pod_cfg("users")).await;
-    let script = "echo $(id -u) $(id -g); id -G; id -un 2>/dev/null || echo unnamed";
+    let script = "echo $(id -u) $(id -g); id -G; echo $(id -un 2>/dev/null)";
 
-    async fn identity(t: &T, pod: &Pod, c: cri::ContainerConfig) -> (u32, u32, BTreeSet<u32>, String, cri::ContainerStatus) {
+    async fn identity(
+        t: &T,
+        pod: &Pod,
+        c: cri::ContainerConfig,
+    ) -> (u32, u32, BTreeSet<u32>, String, cri::ContainerStatus) {
         let (st, out) = t.run_to_exit(pod, c).await;
         assert_eq!(st.exit_code, 0, "{st:?} {out:?}");
         assert_eq!(out.len(), 3, "{out:?}");
@@ -565,11 +595,11 @@ async fn users_and_groups() {
     let (uid, ..) = identity(&t, &pod, c).await;
     assert_eq!(uid, 0, "run_as_user 0 wins over the image's USER");
 
-    // A uid the image does not know runs with gid 0.
+    // A uid the image does not know runs with gid 0 (and has no name: busybox prints the number).
     let mut c = sh("unknown-uid", &busybox, script);
     security(&mut c).run_as_user = Some(cri::Int64Value { value: 4321 });
     let (uid, gid, gs, name, _) = identity(&t, &pod, c).await;
-    assert_eq!((uid, gid, gs, name.as_str()), (4321, 0, g(&[0]), "unnamed"));
+    assert_eq!((uid, gid, gs, name.as_str()), (4321, 0, g(&[0]), "4321"));
 
     // A user name the image does not know is refused at create, naming it.
     let mut c = sh("unknown-name", &busybox, script);
@@ -603,12 +633,14 @@ async fn capabilities() {
     assert_eq!(cap_eff(&out), DEFAULT, "{out:?}");
 
     let mut c = sh("net-admin", &img, script);
-    security(&mut c).capabilities = Some(cri::Capability { add_capabilities: strings(&["NET_ADMIN"]), ..Default::default() });
+    security(&mut c).capabilities =
+        Some(cri::Capability { add_capabilities: strings(&["NET_ADMIN"]), ..Default::default() });
     let (_, out) = t.run_to_exit(&pod, c).await;
     assert_eq!(cap_eff(&out), DEFAULT | NET_ADMIN, "{out:?}");
 
     let mut c = sh("none", &img, script);
-    security(&mut c).capabilities = Some(cri::Capability { drop_capabilities: strings(&["ALL"]), ..Default::default() });
+    security(&mut c).capabilities =
+        Some(cri::Capability { drop_capabilities: strings(&["ALL"]), ..Default::default() });
     let (_, out) = t.run_to_exit(&pod, c).await;
     assert_eq!(cap_eff(&out), 0, "{out:?}");
 
@@ -651,7 +683,7 @@ async fn bind_mounts_and_pod_files() {
         &img,
         "cat /ro/existing; echo x > /ro/new 2>/dev/null && echo ro-writable || echo ro-readonly; \
          echo y > /rw/new && echo rw-writable; echo hostname=$(cat /etc/hostname) $(hostname); \
-         grep -c mounts-host /etc/hosts; cat /etc/resolv.conf",
+         grep -q mounts-host /etc/hosts && echo hosts-has-hostname; cat /etc/resolv.conf",
     );
     let bind = |path: &Path, dest: &str, readonly: bool| cri::Mount {
         container_path: dest.into(),
@@ -662,7 +694,11 @@ async fn bind_mounts_and_pod_files() {
     c.mounts = vec![bind(&ro, "/ro", true), bind(&rw, "/rw", false)];
     let (st, out) = t.run_to_exit(&pod, c).await;
     assert_eq!(st.exit_code, 0, "{st:?} {out:?}");
-    assert_eq!(out[..5], ["from the host", "ro-readonly", "rw-writable", "hostname=mounts-host mounts-host", "1"], "{out:?}");
+    assert_eq!(
+        out[..5],
+        ["from the host", "ro-readonly", "rw-writable", "hostname=mounts-host mounts-host", "hosts-has-hostname"],
+        "{out:?}"
+    );
     let resolv = out[5..].join("\n");
     assert!(resolv.contains("nameserver 10.9.8.7"), "{resolv}");
     assert!(resolv.contains("search example.test"), "{resolv}");
@@ -697,11 +733,18 @@ async fn shared_and_private_pid_namespaces() {
     assert!(!first.contains("ps"), "PID 1 is the pod's init, not this container: {out:?}");
 
     let mut c = cmd("private", &img, &["ps", "-o", "pid,args"]);
-    security(&mut c).namespace_options = Some(cri::NamespaceOption { pid: cri::NamespaceMode::Container as i32, ..Default::default() });
+    security(&mut c).namespace_options =
+        Some(cri::NamespaceOption { pid: cri::NamespaceMode::Container as i32, ..Default::default() });
     let (st, out) = t.run_to_exit(&pod, c).await;
     assert_eq!(st.exit_code, 0, "{out:?}");
     assert!(!out.iter().any(|l| l.contains("sleep 4321")), "a CONTAINER-pid container sees only its own: {out:?}");
     assert!(out.iter().any(|l| l.trim_start().starts_with("1 ps")), "it is PID 1 of its own namespace: {out:?}");
+
+    // A container whose init exits leaves nothing behind in the pod (as containerd's shim,
+    // which kills what is left of a container without a PID namespace of its own).
+    let (st, _) = t.run_to_exit(&pod, sh("leaves-a-child", &img, "sleep 1001 & exit 0")).await;
+    assert_eq!(st.exit_code, 0);
+    assert_gone_from_pod(&t, &sleeper, "sleep 1001").await;
 
     // And the sleeper is still running.
     assert_eq!(t.status(&sleeper).await.state, ContainerState::ContainerRunning as i32);
@@ -736,13 +779,24 @@ async fn exec_sync_output_exit_code_and_timeout() {
     loop {
         let r = t.exec(&id, &["ps", "-o", "pid,stat,args"], 5).await.unwrap_or_else(|s| t.fail("ExecSync ps", &s));
         let ps = String::from_utf8_lossy(&r.stdout).into_owned();
-        let lingering: Vec<&str> = ps.lines().filter(|l| l.contains("sleep 100") && !l.contains("sleep 1000")).collect();
+        let lingering: Vec<&str> =
+            ps.lines().filter(|l| l.contains("sleep 100") && !l.contains("sleep 1000")).collect();
         if lingering.is_empty() {
             break;
         }
         assert!(Instant::now() < deadline, "the timed-out exec is still in the container (or a zombie): {ps}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // An exec runs as the container's process does: its user, env and working directory.
+    let mut c = cmd("as-app", &img, &["sleep", "1000"]);
+    security(&mut c).run_as_user = Some(cri::Int64Value { value: 1000 });
+    c.envs = vec![cri::KeyValue { key: "PROBE".into(), value: "from-config".into() }];
+    c.working_dir = "/tmp".into();
+    let app = t.run(&pod, c).await;
+    let r =
+        t.exec(&app, &["sh", "-c", "echo $(id -u) $PROBE $(pwd)"], 5).await.unwrap_or_else(|s| t.fail("ExecSync", &s));
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "1000 from-config /tmp\n");
 
     // Errors: an unknown container, an empty command, a container that is not running.
     let err = t.exec(&"f".repeat(64), &["true"], 0).await.unwrap_err();
@@ -786,25 +840,57 @@ async fn list_containers_filters() {
     let by = |f: cri::ContainerFilter| async move { ids(&tr.list(Some(f)).await) };
     let state = |s: ContainerState| Some(cri::ContainerStateValue { state: s as i32 });
     let labels = |l: &[(&str, &str)]| l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
-    assert_eq!(by(cri::ContainerFilter { id: running[..10].to_string(), ..Default::default() }).await, set(&[&running]));
+    assert_eq!(
+        by(cri::ContainerFilter { id: running[..10].to_string(), ..Default::default() }).await,
+        set(&[&running])
+    );
     assert_eq!(by(cri::ContainerFilter { id: running.clone(), ..Default::default() }).await, set(&[&running]));
     assert!(by(cri::ContainerFilter { id: "f".repeat(64), ..Default::default() }).await.is_empty());
-    assert_eq!(by(cri::ContainerFilter { state: state(ContainerState::ContainerRunning), ..Default::default() }).await, set(&[&running]));
-    assert_eq!(by(cri::ContainerFilter { state: state(ContainerState::ContainerExited), ..Default::default() }).await, set(&[&exited]));
-    assert_eq!(by(cri::ContainerFilter { state: state(ContainerState::ContainerCreated), ..Default::default() }).await, set(&[&created]));
-    assert!(by(cri::ContainerFilter { state: state(ContainerState::ContainerUnknown), ..Default::default() }).await.is_empty());
-    assert_eq!(by(cri::ContainerFilter { pod_sandbox_id: p1.id.clone(), ..Default::default() }).await, set(&[&running, &exited]));
-    assert_eq!(by(cri::ContainerFilter { pod_sandbox_id: p2.id[..12].to_string(), ..Default::default() }).await, set(&[&created]));
-    assert_eq!(by(cri::ContainerFilter { label_selector: labels(&[("app", "a")]), ..Default::default() }).await, set(&[&running, &created]));
+    assert_eq!(
+        by(cri::ContainerFilter { state: state(ContainerState::ContainerRunning), ..Default::default() }).await,
+        set(&[&running])
+    );
+    assert_eq!(
+        by(cri::ContainerFilter { state: state(ContainerState::ContainerExited), ..Default::default() }).await,
+        set(&[&exited])
+    );
+    assert_eq!(
+        by(cri::ContainerFilter { state: state(ContainerState::ContainerCreated), ..Default::default() }).await,
+        set(&[&created])
+    );
+    assert!(
+        by(cri::ContainerFilter { state: state(ContainerState::ContainerUnknown), ..Default::default() })
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        by(cri::ContainerFilter { pod_sandbox_id: p1.id.clone(), ..Default::default() }).await,
+        set(&[&running, &exited])
+    );
+    assert_eq!(
+        by(cri::ContainerFilter { pod_sandbox_id: p2.id[..12].to_string(), ..Default::default() }).await,
+        set(&[&created])
+    );
+    assert_eq!(
+        by(cri::ContainerFilter { label_selector: labels(&[("app", "a")]), ..Default::default() }).await,
+        set(&[&running, &created])
+    );
     assert_eq!(
         by(cri::ContainerFilter { label_selector: labels(&[("app", "a"), ("tier", "x")]), ..Default::default() }).await,
         set(&[&running])
     );
     assert_eq!(
-        by(cri::ContainerFilter { pod_sandbox_id: p2.id.clone(), label_selector: labels(&[("app", "a")]), ..Default::default() }).await,
+        by(cri::ContainerFilter {
+            pod_sandbox_id: p2.id.clone(),
+            label_selector: labels(&[("app", "a")]),
+            ..Default::default()
+        })
+        .await,
         set(&[&created])
     );
-    assert!(by(cri::ContainerFilter { label_selector: labels(&[("app", "c")]), ..Default::default() }).await.is_empty());
+    assert!(
+        by(cri::ContainerFilter { label_selector: labels(&[("app", "c")]), ..Default::default() }).await.is_empty()
+    );
 
     t.finish().await;
 }
@@ -839,10 +925,17 @@ async fn update_container_resources_memory() {
     let cgroup = memory_cgroup_of(pid);
     assert!(cgroup.ends_with(&id), "the container's cgroup is named for it: {}", cgroup.display());
     let parent = pod.config.linux.as_ref().unwrap().cgroup_parent.clone();
-    assert!(cgroup.starts_with(Path::new("/sys/fs/cgroup/memory").join(parent.trim_start_matches('/'))), "{}", cgroup.display());
-    let limit = || std::fs::read_to_string(cgroup.join("memory.limit_in_bytes")).unwrap().trim().parse::<i64>().unwrap();
+    assert!(
+        cgroup.starts_with(Path::new("/sys/fs/cgroup/memory").join(parent.trim_start_matches('/'))),
+        "{}",
+        cgroup.display()
+    );
+    let limit =
+        || std::fs::read_to_string(cgroup.join("memory.limit_in_bytes")).unwrap().trim().parse::<i64>().unwrap();
     assert_eq!(limit(), 64 * MIB);
-    let reported = |st: &cri::ContainerStatus| st.resources.as_ref().and_then(|r| r.linux.as_ref()).map(|l| l.memory_limit_in_bytes);
+    let reported = |st: &cri::ContainerStatus| {
+        st.resources.as_ref().and_then(|r| r.linux.as_ref()).map(|l| l.memory_limit_in_bytes)
+    };
     assert_eq!(reported(&t.status(&id).await), Some(64 * MIB));
 
     let req = cri::UpdateContainerResourcesRequest {
@@ -909,7 +1002,8 @@ async fn reopen_container_log_loses_no_line() {
     assert_eq!(numbers, expected, "every line once, in order, across the old and new files");
 
     // A container that is not running has no log to reopen.
-    let err = t.rt().reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() }).await.unwrap_err();
+    let err =
+        t.rt().reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     t.finish().await;
 }
@@ -936,46 +1030,70 @@ async fn next_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_events_in_order() {
     needs_root!();
+    let __t0 = Instant::now();
     let t = T::start().await;
     let img = t.pull("busybox").await;
+    eprintln!("T+{:?} line 3", __t0.elapsed());
     let pod = t.run_pod(t.pod_cfg("events")).await;
+    eprintln!("T+{:?} line 4", __t0.elapsed());
     let mut stream = t.rt().get_container_events(cri::GetEventsRequest {}).await.unwrap().into_inner();
+    eprintln!("T+{:?} line 5", __t0.elapsed());
     use cri::ContainerEventType as E;
+    eprintln!("T+{:?} line 6", __t0.elapsed());
 
     // A long-running container, stopped and removed.
     let id = t.run(&pod, cmd("long", &img, &["sleep", "1000"])).await;
+    eprintln!("T+{:?} line 9", __t0.elapsed());
     t.stop(&id, 0).await.unwrap();
+    eprintln!("T+{:?} line 10", __t0.elapsed());
     t.remove(&id).await.unwrap();
+    eprintln!("T+{:?} line 11", __t0.elapsed());
     let mut got = Vec::new();
+    eprintln!("T+{:?} line 12", __t0.elapsed());
     for _ in 0..4 {
         let ev = next_event(&mut stream, &[&id], Duration::from_secs(10)).await;
+        eprintln!("T+{:?} line 14", __t0.elapsed());
         got.push(E::try_from(ev.container_event_type).unwrap());
+        eprintln!("T+{:?} line 15", __t0.elapsed());
         if got.len() == 1 {
             assert_eq!(ev.pod_sandbox_status.as_ref().map(|p| p.id.clone()), Some(pod.id.clone()), "{ev:?}");
+            eprintln!("T+{:?} line 17", __t0.elapsed());
             assert!(ev.created_at > 0);
+            eprintln!("T+{:?} line 18", __t0.elapsed());
         }
     }
     assert_eq!(
         got,
         [E::ContainerCreatedEvent, E::ContainerStartedEvent, E::ContainerStoppedEvent, E::ContainerDeletedEvent]
     );
+    eprintln!("T+{:?} line 24", __t0.elapsed());
 
     // One that exits at once: STOPPED still comes after STARTED.
     for i in 0..5 {
         let id = t.run(&pod, cmd(&format!("quick-{i}"), &img, &["true"])).await;
+        eprintln!("T+{:?} line 28", __t0.elapsed());
         t.wait_exited(&id).await;
+        eprintln!("T+{:?} line 29", __t0.elapsed());
         t.remove(&id).await.unwrap();
+        eprintln!("T+{:?} line 30", __t0.elapsed());
         let mut got = Vec::new();
+        eprintln!("T+{:?} line 31", __t0.elapsed());
         for _ in 0..4 {
-            got.push(E::try_from(next_event(&mut stream, &[&id], Duration::from_secs(10)).await.container_event_type).unwrap());
+            got.push(
+                E::try_from(next_event(&mut stream, &[&id], Duration::from_secs(10)).await.container_event_type)
+                    .unwrap(),
+            );
+            eprintln!("T+{:?} line 36", __t0.elapsed());
         }
         assert_eq!(
             got,
             [E::ContainerCreatedEvent, E::ContainerStartedEvent, E::ContainerStoppedEvent, E::ContainerDeletedEvent],
             "round {i}"
         );
+        eprintln!("T+{:?} line 42", __t0.elapsed());
     }
     t.finish().await;
+    eprintln!("T+{:?} line 44", __t0.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -997,7 +1115,11 @@ async fn daemon_kill9_and_restart_keeps_containers() {
     assert_eq!(st.state, ContainerState::ContainerRunning as i32, "{st:?}");
     assert_eq!(t.pid(&long).await, long_pid);
     let st = t.status(&during).await;
-    assert_eq!((st.state, st.exit_code, st.reason.as_str()), (ContainerState::ContainerExited as i32, 7, "Error"), "{st:?}");
+    assert_eq!(
+        (st.state, st.exit_code, st.reason.as_str()),
+        (ContainerState::ContainerExited as i32, 7, "Error"),
+        "{st:?}"
+    );
     assert!(st.finished_at > st.started_at);
     // One that exits after the restart is seen too, with its output.
     let st = t.wait_exited(&after).await;
@@ -1038,13 +1160,24 @@ async fn remove_cleans_everything() {
     assert!(!runc_state.exists(), "runc's state is gone");
     // Again: fine (RemoveContainer is idempotent).
     t.remove(&id).await.unwrap_or_else(|s| t.fail("RemoveContainer again", &s));
-    // The name is free again.
+    // The name is free again; while it is taken, a second create with it is refused.
     let again = t.run(&pod, cmd("running", &img, &["sleep", "1000"])).await;
+    let err = t.try_create(&pod, cmd("running", &img, &["sleep", "1000"])).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().contains(&again), "the error names the holder: {}", err.message());
     let exited = t.run(&pod, cmd("exited", &img, &["true"])).await;
     t.wait_exited(&exited).await;
     let again_bundle = PathBuf::from(t.info(&again).await["bundle"].as_str().unwrap());
 
-    // RemovePodSandbox (without a Stop first) removes its containers.
+    // StopPodSandbox stops its containers (SIGKILL); no container can be made in a stopped pod.
+    t.td.stop_pod(&pod.id).await.unwrap_or_else(|s| t.fail("StopPodSandbox", &s));
+    let st = t.status(&again).await;
+    assert_eq!((st.state, st.exit_code), (ContainerState::ContainerExited as i32, 137), "{st:?}");
+    assert_eq!(t.status(&exited).await.exit_code, 0, "an exited container keeps its status");
+    let err = t.try_create(&pod, cmd("late", &img, &["true"])).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+
+    // RemovePodSandbox removes its containers.
     t.td.remove_pod(&pod.id).await.unwrap_or_else(|s| t.fail("RemovePodSandbox", &s));
     assert!(t.list(None).await.is_empty());
     for id in [&again, &exited] {
@@ -1062,7 +1195,8 @@ async fn killed_monitor_means_exited_containers() {
     let pod = t.run_pod(t.pod_cfg("monitor-dies")).await;
     let shared = t.run(&pod, cmd("shared-pid", &img, &["sleep", "1000"])).await;
     let mut c = cmd("own-pid", &img, &["sleep", "1000"]);
-    security(&mut c).namespace_options = Some(cri::NamespaceOption { pid: cri::NamespaceMode::Container as i32, ..Default::default() });
+    security(&mut c).namespace_options =
+        Some(cri::NamespaceOption { pid: cri::NamespaceMode::Container as i32, ..Default::default() });
     let own = t.run(&pod, c).await;
     let pids = [t.pid(&shared).await, t.pid(&own).await];
     let monitor = t.td.pod_info(&pod.id).await.unwrap().monitor();
@@ -1081,6 +1215,39 @@ async fn killed_monitor_means_exited_containers() {
     for id in [&shared, &own] {
         let st = t.status(id).await;
         assert_eq!(st.state, ContainerState::ContainerExited as i32, "{st:?}");
+    }
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_killed_while_the_daemon_is_down() {
+    needs_root!();
+    let mut t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("monitor-dies-alone")).await;
+    let shared = t.run(&pod, cmd("shared-pid", &img, &["sleep", "1000"])).await;
+    let mut c = cmd("own-pid", &img, &["sleep", "1000"]);
+    security(&mut c).namespace_options =
+        Some(cri::NamespaceOption { pid: cri::NamespaceMode::Container as i32, ..Default::default() });
+    let own = t.run(&pod, c).await;
+    let pids = [t.pid(&shared).await, t.pid(&own).await];
+    let info = t.td.pod_info(&pod.id).await.unwrap();
+    let (monitor, init) = (info.monitor(), info.init_pid());
+
+    t.td.kill9();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL).unwrap();
+    // The pod init dies with its monitor: both are gone before the daemon is back.
+    assert!(host::wait_process_gone(monitor, None, Duration::from_secs(5)));
+    assert!(host::wait_process_gone(init, None, Duration::from_secs(10)), "the pod init died with its monitor");
+    t.td.restart().await.unwrap_or_else(|e| panic!("the daemon did not come back: {e}"));
+    // Nobody can record these containers' exits any more: they are not reported running, and
+    // none of their processes is left without a monitor.
+    for id in [&shared, &own] {
+        let st = t.wait_state(id, ContainerState::ContainerExited, Duration::from_secs(10)).await;
+        assert!(st.message.contains("monitor"), "the message says the monitor died: {st:?}");
+    }
+    for pid in pids {
+        assert!(host::wait_process_gone(pid, None, Duration::from_secs(5)), "container process {pid} is gone");
     }
     t.finish().await;
 }

@@ -80,7 +80,7 @@ impl ContainerService {
         let mut rb = Rollback::new();
 
         rb.push("container record", || ports.state.delete(&id));
-        ports.state.save(&record).map_err(|e| e.context(format!("recording container {id}")))?;
+        ports.state.save_volatile(&record).map_err(|e| e.context(format!("recording container {id}")))?;
 
         rb.push("image layers hold", || ports.images.release_layers(&id));
         let layers = match ports.images.hold_layers(&id, &image.id) {

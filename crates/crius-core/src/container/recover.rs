@@ -41,7 +41,8 @@ impl ContainerService {
     }
 
     fn load(&self, record: ContainerRecord, report: &mut ContainerRecoveryReport) {
-        if let Some(pod) = self.sandboxes.pods().find(&record.pod_id).ok().flatten() {
+        let pod = self.sandboxes.pods().find(&record.pod_id).ok().flatten().filter(|p| p.id() == record.pod_id);
+        if let Some(pod) = &pod {
             self.names.insert(&record.name(&pod.read(|p| p.config.metadata.clone())), &record.id);
         }
         let entry = Arc::new(ContainerEntry::new(record.clone()));
@@ -53,6 +54,29 @@ impl ContainerService {
         let alive = record
             .process
             .is_some_and(|p| matches!(self.ports.monitor.wait_exit(&p, std::time::Duration::ZERO), Ok(false)));
+        // Checked after the entry is in the store: a pod init seen dying from now on reaches
+        // this container through `pod_died`.
+        let pod_gone = pod.as_ref().is_none_or(|p| p.process_exited());
+        if alive && pod_gone {
+            // The pod's init, and so its monitor, died while crius was down (a pod init is never
+            // left without its monitor). Nobody holds this container's stdio or will record its
+            // exit: a container in a PID namespace of its own would be reported Running forever.
+            // Kill it, as `pod_died` does for a pod that dies while crius runs.
+            if let Some(process) = record.process {
+                let _ = self.ports.monitor.signal(&process, 9);
+                let _ = self.ports.monitor.wait_exit(&process, std::time::Duration::from_secs(2));
+            }
+            let exit = inferred_exit(
+                &record.id,
+                record.process.map(|p| p.pid).unwrap_or_default(),
+                "the pod's monitor or init died while crius was down; the container was killed",
+            );
+            if let Err(e) = self.apply_exit(&entry, exit) {
+                report.problems.push(format!("container {}: recording its exit: {e}", record.id));
+            }
+            report.exited += 1;
+            return;
+        }
         if alive {
             report.running += 1;
             return;

@@ -23,7 +23,13 @@ pub use image::ImageStore;
 
 /// Where records live (pods/<id>/state.json, containers/<id>/state.json), written atomically.
 pub trait StateStore<R>: Send + Sync {
+    /// Durable: on disk (fsynced) when this returns.
     fn save(&self, record: &R) -> Result<()>;
+    /// Survives a crash of crius (kill -9) but maybe not a power loss: for intermediate states
+    /// whose resources a reboot wipes anyway (the intent record of a creation, its pids).
+    fn save_volatile(&self, record: &R) -> Result<()> {
+        self.save(record)
+    }
     /// Every record that can be read; an unreadable one is reported by the adapter and skipped.
     fn load_all(&self) -> Result<Vec<R>>;
     /// Removes the record and its directory. Idempotent: a missing record is success.

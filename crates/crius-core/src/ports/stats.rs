@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::sandbox::model::ProcRef;
 
 /// Cumulative cpu time of a cgroup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,8 +79,10 @@ pub trait StatsSource: Send + Sync {
     /// ("/kubepods/podX/ID"), a systemd "slice:prefix:name", or a bare systemd slice
     /// ("kubepods-podX.slice"). `Ok(None)`: there is no such cgroup (not made yet, or gone).
     fn cgroup(&self, cgroup: &str) -> Result<Option<CgroupSample>>;
-    /// The interface counters inside the network namespace pinned at `netns_path`.
-    fn network(&self, netns_path: &str) -> Result<Vec<InterfaceSample>>;
+    /// The interface counters inside the network namespace pinned at `netns_path`. `holder`, a
+    /// process known to live in that namespace (the pod init), lets the adapter read them
+    /// through /proc/<pid>/net without entering the namespace.
+    fn network(&self, netns_path: &str, holder: Option<ProcRef>) -> Result<Vec<InterfaceSample>>;
     /// The last measured usage of the container's writable layer; asking also keeps the
     /// container on the list the background measurer walks. None until first measured.
     fn writable_layer(&self, container_id: &str) -> Option<LayerUsage>;

@@ -45,7 +45,7 @@ impl SandboxService {
         // Each undo is pushed before its step runs: teardowns are idempotent, so a step that
         // fails half-way is undone as well.
         rb.push("state record", || ports.pod_state.delete(&id));
-        if let Err(e) = timeline.step("state_creating", || ports.pod_state.save(&record)) {
+        if let Err(e) = timeline.step("state_creating", || ports.pod_state.save_volatile(&record)) {
             return Err(rb.fail(e.context(format!("recording pod sandbox {id}"))));
         }
 
@@ -80,7 +80,7 @@ impl SandboxService {
         }
 
         record.resources = resources;
-        if let Err(e) = timeline.step("monitor_recorded", || ports.pod_state.save(&record)) {
+        if let Err(e) = timeline.step("monitor_recorded", || ports.pod_state.save_volatile(&record)) {
             return Err(rb.fail(e.context(format!("recording the monitor of pod sandbox {id}"))));
         }
 
@@ -103,7 +103,7 @@ impl SandboxService {
             let hostname = self.pod_hostname(&record.config)?;
             let hosts = render_hosts_with_ips(&status.ips, &hostname);
             record.network = Some(status);
-            if let Err(e) = ports.pod_state.save(&record) {
+            if let Err(e) = ports.pod_state.save_volatile(&record) {
                 return Err(rb.fail(e.context(format!("recording the network of pod sandbox {id}"))));
             }
             if let Err(e) = ports.pod_files.write_hosts(&id, &hosts) {

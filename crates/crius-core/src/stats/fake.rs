@@ -48,7 +48,11 @@ impl StatsSource for FakeStatsSource {
         }
         Ok(lock(&self.cgroups).get(cgroup).copied())
     }
-    fn network(&self, netns_path: &str) -> Result<Vec<InterfaceSample>> {
+    fn network(
+        &self,
+        netns_path: &str,
+        _holder: Option<crate::sandbox::model::ProcRef>,
+    ) -> Result<Vec<InterfaceSample>> {
         lock(&self.networks)
             .get(netns_path)
             .cloned()

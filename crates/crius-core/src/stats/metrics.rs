@@ -66,8 +66,18 @@ const SPECS: &[Spec] = &[
     spec("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", Counter, &[]),
     spec("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", Counter, &[]),
     spec("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", Counter, &[]),
-    spec("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", Counter, &[]),
-    spec("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", Gauge, &[]),
+    spec(
+        "container_cpu_cfs_throttled_seconds_total",
+        "Total time duration the container has been throttled.",
+        Counter,
+        &[],
+    ),
+    spec(
+        "container_memory_usage_bytes",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed",
+        Gauge,
+        &[],
+    ),
     spec("container_memory_working_set_bytes", "Current working set in bytes.", Gauge, &[]),
     spec("container_memory_rss", "Size of RSS in bytes.", Gauge, &[]),
     spec("container_memory_cache", "Number of bytes of page cache memory.", Gauge, &[]),
@@ -75,19 +85,54 @@ const SPECS: &[Spec] = &[
     spec("container_memory_swap", "Container swap usage in bytes.", Gauge, &[]),
     spec("container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", Gauge, &[]),
     spec("container_memory_failcnt", "Number of memory usage hits limits", Counter, &[]),
-    spec("container_memory_failures_total", "Cumulative count of memory allocation failures.", Counter, &["failure_type", "scope"]),
+    spec(
+        "container_memory_failures_total",
+        "Cumulative count of memory allocation failures.",
+        Counter,
+        &["failure_type", "scope"],
+    ),
     spec("container_spec_memory_limit_bytes", "Memory limit for the container.", Gauge, &[]),
     spec("container_processes", "Number of processes running inside the container.", Gauge, &[]),
     spec("container_start_time_seconds", "Start time of the container since unix epoch in seconds.", Gauge, &[]),
-    spec("container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", Gauge, &["device"]),
+    spec(
+        "container_fs_usage_bytes",
+        "Number of bytes that are consumed by the container on this filesystem.",
+        Gauge,
+        &["device"],
+    ),
     spec("container_network_receive_bytes_total", "Cumulative count of bytes received", Counter, &["interface"]),
     spec("container_network_receive_packets_total", "Cumulative count of packets received", Counter, &["interface"]),
-    spec("container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving", Counter, &["interface"]),
-    spec("container_network_receive_errors_total", "Cumulative count of errors encountered while receiving", Counter, &["interface"]),
+    spec(
+        "container_network_receive_packets_dropped_total",
+        "Cumulative count of packets dropped while receiving",
+        Counter,
+        &["interface"],
+    ),
+    spec(
+        "container_network_receive_errors_total",
+        "Cumulative count of errors encountered while receiving",
+        Counter,
+        &["interface"],
+    ),
     spec("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", Counter, &["interface"]),
-    spec("container_network_transmit_packets_total", "Cumulative count of packets transmitted", Counter, &["interface"]),
-    spec("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting", Counter, &["interface"]),
-    spec("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", Counter, &["interface"]),
+    spec(
+        "container_network_transmit_packets_total",
+        "Cumulative count of packets transmitted",
+        Counter,
+        &["interface"],
+    ),
+    spec(
+        "container_network_transmit_packets_dropped_total",
+        "Cumulative count of packets dropped while transmitting",
+        Counter,
+        &["interface"],
+    ),
+    spec(
+        "container_network_transmit_errors_total",
+        "Cumulative count of errors encountered while transmitting",
+        Counter,
+        &["interface"],
+    ),
 ];
 
 fn find(name: &str) -> Option<&'static Spec> {
@@ -102,7 +147,10 @@ fn label_keys(s: &Spec) -> Vec<&'static str> {
 
 /// Every metric ListPodSandboxMetrics reports.
 pub fn descriptors() -> Vec<MetricDescriptor> {
-    SPECS.iter().map(|s| MetricDescriptor { name: s.name, help: s.help, kind: s.kind, label_keys: label_keys(s) }).collect()
+    SPECS
+        .iter()
+        .map(|s| MetricDescriptor { name: s.name, help: s.help, kind: s.kind, label_keys: label_keys(s) })
+        .collect()
 }
 
 impl StatsService {

@@ -68,7 +68,7 @@ impl StatsService {
     fn pod_network(&self, r: &PodRecord) -> Option<NetworkUsage> {
         // A host-network pod has no namespace of its own; a stopped pod's pin is gone.
         let netns = r.resources.namespaces.net.as_deref().filter(|_| r.state == PodState::Ready)?;
-        let interfaces = match self.source.network(netns) {
+        let interfaces = match self.source.network(netns, r.resources.init) {
             Ok(i) => i,
             Err(e) => {
                 tracing::warn!(pod_id = %r.id, netns = %netns, error = %e, "reading pod network stats");

@@ -134,7 +134,8 @@ fn container_stats_working_set_available_and_rate() {
     let c = container(&e, &p, "app");
     let cgroup = format!("/kubepods/pod1/{c}");
     e.source.set_cgroup(&cgroup, sample(SEC as u64, 1000, 300, Some(4000)));
-    e.source.set_layer(&c, LayerUsage { bytes: 4096, inodes: 7, timestamp_ns: 42, mountpoint: "/var/lib/crius".into() });
+    e.source
+        .set_layer(&c, LayerUsage { bytes: 4096, inodes: 7, timestamp_ns: 42, mountpoint: "/var/lib/crius".into() });
 
     let s = e.stats.container_stats(&c[..8]).unwrap();
     assert_eq!(s.attributes.id, c);
@@ -196,12 +197,12 @@ fn list_filters_by_id_pod_and_labels() {
     let mut all = vec![a.clone(), b.clone(), c.clone()];
     all.sort();
     assert_eq!(ids(ContainerStatsFilter::default()), all);
-    assert_eq!(ids(ContainerStatsFilter { id: Some(a[..10].to_string()), ..Default::default() }), [a.clone()]);
+    assert_eq!(ids(ContainerStatsFilter { id: Some(a[..10].to_string()), ..Default::default() }), vec![a.clone()]);
     let mut p1_ids = vec![a.clone(), b.clone()];
     p1_ids.sort();
     assert_eq!(ids(ContainerStatsFilter { pod_id: Some(p1.clone()), ..Default::default() }), p1_ids);
     let labels = BTreeMap::from([("app".to_string(), "c".to_string())]);
-    assert_eq!(ids(ContainerStatsFilter { labels: labels.clone(), ..Default::default() }), [c.clone()]);
+    assert_eq!(ids(ContainerStatsFilter { labels: labels.clone(), ..Default::default() }), vec![c.clone()]);
     // Filters combine with AND.
     assert!(ids(ContainerStatsFilter { pod_id: Some(p1), labels, ..Default::default() }).is_empty());
     assert!(ids(ContainerStatsFilter { id: Some("nope".into()), ..Default::default() }).is_empty());
@@ -218,7 +219,12 @@ fn pod_with_a_cgroup_parent_reads_it_and_its_network() {
     e.source.set_cgroup("/kubepods/podA", sample(7 * SEC as u64, 9000, 1000, Some(10_000)));
     e.source.set_cgroup(&format!("/kubepods/podA/{c}"), sample(SEC as u64, 100, 0, None));
     let netns = format!("/run/crius/ns/net/{p}");
-    let iface = |name: &str, rx: u64| InterfaceSample { name: name.into(), rx_bytes: rx, tx_bytes: rx * 2, ..Default::default() };
+    let iface = |name: &str, rx: u64| InterfaceSample {
+        name: name.into(),
+        rx_bytes: rx,
+        tx_bytes: rx * 2,
+        ..Default::default()
+    };
     e.source.set_network(&netns, vec![iface("lo", 1), iface("eth0", 100), iface("net1", 5)]);
 
     let s = e.stats.pod_stats(&p).unwrap();
@@ -294,13 +300,17 @@ fn pod_metrics_carry_labels_in_descriptor_order() {
     let c = container(&e, &p, "app");
     e.source.set_cgroup("/k/p", sample(3 * SEC as u64 + 5, 100, 0, None));
     e.source.set_cgroup(&format!("/k/p/{c}"), sample(2 * SEC as u64, 100, 0, None));
-    e.source.set_network(&format!("/run/crius/ns/net/{p}"), vec![InterfaceSample { name: "eth0".into(), rx_bytes: 77, ..Default::default() }]);
+    e.source.set_network(
+        &format!("/run/crius/ns/net/{p}"),
+        vec![InterfaceSample { name: "eth0".into(), rx_bytes: 77, ..Default::default() }],
+    );
     let all = e.stats.pod_metrics().unwrap();
     assert_eq!(all.len(), 1);
     let m = pod_metrics(&e.stats.pod_stats(&p).unwrap());
     let d = descriptors();
     let keys = |name: &str| d.iter().find(|x| x.name == name).unwrap().label_keys.clone();
-    let get = |values: &[super::metrics::MetricValue], name: &str| values.iter().find(|v| v.name == name).cloned().unwrap();
+    let get =
+        |values: &[super::metrics::MetricValue], name: &str| values.iter().find(|v| v.name == name).cloned().unwrap();
 
     let rx = get(&m.metrics, "container_network_receive_bytes_total");
     assert_eq!(rx.value, 77);
@@ -316,7 +326,10 @@ fn pod_metrics_carry_labels_in_descriptor_order() {
     assert_eq!(id, &c);
     let cpu = get(series, "container_cpu_usage_seconds_total");
     let labels: BTreeMap<_, _> = keys(cpu.name).into_iter().zip(cpu.label_values.iter().cloned()).collect();
-    assert_eq!((labels["container"].as_str(), labels["cpu"].as_str(), labels["id"].as_str()), ("app", "total", c.as_str()));
+    assert_eq!(
+        (labels["container"].as_str(), labels["cpu"].as_str(), labels["id"].as_str()),
+        ("app", "total", c.as_str())
+    );
     assert_eq!(labels["image"], IMAGE);
     assert_eq!(labels["namespace"], "ns");
     assert_eq!(cpu.value, 2);

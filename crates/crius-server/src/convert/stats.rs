@@ -167,7 +167,10 @@ pub fn pod_metrics(p: &PodMetrics) -> cri::PodSandboxMetrics {
         container_metrics: p
             .containers
             .iter()
-            .map(|(id, values)| cri::ContainerMetrics { container_id: id.clone(), metrics: values.iter().map(metric).collect() })
+            .map(|(id, values)| cri::ContainerMetrics {
+                container_id: id.clone(),
+                metrics: values.iter().map(metric).collect(),
+            })
             .collect(),
     }
 }
@@ -205,7 +208,12 @@ mod tests {
 
     #[test]
     fn metric_types() {
-        let m = metric(&MetricValue { name: "x_total", kind: MetricKind::Counter, label_values: vec!["a".into()], value: 4 });
+        let m = metric(&MetricValue {
+            name: "x_total",
+            kind: MetricKind::Counter,
+            label_values: vec!["a".into()],
+            value: 4,
+        });
         assert_eq!(m.metric_type, cri::MetricType::Counter as i32);
         assert_eq!(m.value.unwrap().value, 4);
     }

@@ -55,18 +55,54 @@ pub struct Setting {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    Data { stream_id: u32, fin: bool, data: Bytes },
-    SynStream { stream_id: u32, associated_to: u32, priority: u8, slot: u8, flags: u8, headers: Headers },
-    SynReply { stream_id: u32, fin: bool, headers: Headers },
-    RstStream { stream_id: u32, status: u32 },
-    Settings { clear: bool, entries: Vec<Setting> },
-    Ping { id: u32 },
-    GoAway { last_good_stream_id: u32, status: u32 },
-    Headers { stream_id: u32, fin: bool, headers: Headers },
-    WindowUpdate { stream_id: u32, delta: u32 },
+    Data {
+        stream_id: u32,
+        fin: bool,
+        data: Bytes,
+    },
+    SynStream {
+        stream_id: u32,
+        associated_to: u32,
+        priority: u8,
+        slot: u8,
+        flags: u8,
+        headers: Headers,
+    },
+    SynReply {
+        stream_id: u32,
+        fin: bool,
+        headers: Headers,
+    },
+    RstStream {
+        stream_id: u32,
+        status: u32,
+    },
+    Settings {
+        clear: bool,
+        entries: Vec<Setting>,
+    },
+    Ping {
+        id: u32,
+    },
+    GoAway {
+        last_good_stream_id: u32,
+        status: u32,
+    },
+    Headers {
+        stream_id: u32,
+        fin: bool,
+        headers: Headers,
+    },
+    WindowUpdate {
+        stream_id: u32,
+        delta: u32,
+    },
     /// A control frame of a type this implementation does not handle (CREDENTIAL, or a future
     /// one), or of another SPDY version; ignored.
-    Unknown { version: u16, frame_type: u16 },
+    Unknown {
+        version: u16,
+        frame_type: u16,
+    },
 }
 
 impl Frame {
@@ -302,12 +338,12 @@ mod tests {
     #[test]
     fn rst_ping_goaway_window_update() {
         let cases: [(Frame, &[u8]); 4] = [
-            (Frame::RstStream { stream_id: 3, status: rst::CANCEL }, &[0x80, 3, 0, 3, 0, 0, 0, 8, 0, 0, 0, 3, 0, 0, 0, 5]),
-            (Frame::Ping { id: 7 }, &[0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 7]),
             (
-                Frame::GoAway { last_good_stream_id: 9, status: 0 },
-                &[0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0, 0],
+                Frame::RstStream { stream_id: 3, status: rst::CANCEL },
+                &[0x80, 3, 0, 3, 0, 0, 0, 8, 0, 0, 0, 3, 0, 0, 0, 5],
             ),
+            (Frame::Ping { id: 7 }, &[0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 7]),
+            (Frame::GoAway { last_good_stream_id: 9, status: 0 }, &[0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0, 0]),
             (
                 Frame::WindowUpdate { stream_id: 1, delta: 0x1_0000 },
                 &[0x80, 3, 0, 9, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 0],
@@ -349,8 +385,7 @@ mod tests {
         wire.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
         wire.extend_from_slice(&compressed);
         let frames = decode_all(&wire);
-        let Frame::SynStream { stream_id: 1, associated_to: 0, priority: 0, flags: 0, headers, .. } = &frames[0]
-        else {
+        let Frame::SynStream { stream_id: 1, associated_to: 0, priority: 0, flags: 0, headers, .. } = &frames[0] else {
             panic!("{frames:?}")
         };
         assert_eq!(headers.get("streamType"), Some("stdin"));

@@ -25,10 +25,7 @@ impl Headers {
 
     /// The first value of `name` (case-insensitive), as Go's `Header.Get` returns it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.split('\0').next().unwrap_or(""))
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.split('\0').next().unwrap_or(""))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {

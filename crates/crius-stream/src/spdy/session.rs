@@ -22,7 +22,7 @@ use tokio::task::AbortHandle;
 use super::flow::{DEFAULT_WINDOW, FlowControl, RecvWindow, SendWindow};
 use super::frame::{self, Frame, FrameDecoder, Setting, rst, setting};
 use super::headers::{HeaderCompressor, Headers};
-use super::recv::{RecvBuffer, Received};
+use super::recv::{Received, RecvBuffer};
 use crate::error::SpdyError;
 use crate::sync::lock;
 
@@ -586,11 +586,7 @@ impl SpdyStream {
     }
 }
 
-async fn read_loop<R>(
-    shared: &Arc<Shared>,
-    mut rd: R,
-    incoming: mpsc::Sender<IncomingStream>,
-) -> Result<(), SpdyError>
+async fn read_loop<R>(shared: &Arc<Shared>, mut rd: R, incoming: mpsc::Sender<IncomingStream>) -> Result<(), SpdyError>
 where
     R: AsyncRead + Unpin,
 {

@@ -53,7 +53,11 @@ pub fn parse_net_dev(text: &str) -> Vec<InterfaceCounters> {
 /// other work. It reads /proc/thread-self/net/dev, since /proc/self/net follows the main
 /// thread's namespace, not this one's.
 pub fn read_net_dev_in_netns(netns: &Path) -> Result<Vec<InterfaceCounters>> {
-    let file = File::open(netns).map_err(|e| Error::Io { op: "opening the network namespace", path: netns.into(), source: e })?;
+    let file = File::open(netns).map_err(|e| Error::Io {
+        op: "opening the network namespace",
+        path: netns.into(),
+        source: e,
+    })?;
     let thread = std::thread::Builder::new()
         .name("crius-netstat".into())
         .spawn(move || -> Result<String> {

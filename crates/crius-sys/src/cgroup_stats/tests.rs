@@ -104,7 +104,11 @@ fn v2_full_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = v2_layout(tmp.path());
     let d = tmp.path().join("kubepods/pod1/ctr");
-    write(&d, "cpu.stat", "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\nnr_periods 1\nnr_throttled 1\nthrottled_usec 7\n");
+    write(
+        &d,
+        "cpu.stat",
+        "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\nnr_periods 1\nnr_throttled 1\nthrottled_usec 7\n",
+    );
     write(&d, "memory.current", "10000\n");
     write(&d, "memory.max", "max\n");
     write(&d, "memory.stat", "anon 3000\nfile 6000\nfile_mapped 100\ninactive_file 2500\npgfault 77\npgmajfault 1\n");

@@ -11,7 +11,7 @@ use crius_core::ports::container::{ContainerFs, ContainerPaths};
 use crius_core::spec::HostDevice;
 use crius_core::{Error, Result};
 
-use super::atomic::write_atomic;
+use super::atomic::write_replace_volatile;
 use super::securejoin::secure_join;
 
 /// The kernel's limit on mount options (one page); overlay's lowerdir must fit in it.
@@ -126,7 +126,7 @@ impl ContainerFs for HostContainerFs {
 
     fn write_spec(&self, paths: &ContainerPaths, spec_json: &[u8]) -> Result<()> {
         let path = Path::new(&paths.bundle).join("config.json");
-        write_atomic(&path, spec_json, 0o600).map_err(io_err(format!("writing {}", path.display())))
+        write_replace_volatile(&path, spec_json, 0o600).map_err(io_err(format!("writing {}", path.display())))
     }
 
     fn ensure_log_dir(&self, log_path: &str) -> Result<()> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crius_core::ports::{PodFilePaths, PodFiles, SandboxFileSet};
 use crius_core::{Error, Result};
 
-use super::atomic::write_atomic;
+use super::atomic::write_replace_volatile;
 
 const POD_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
@@ -51,7 +51,7 @@ impl PodFiles for HostPodFiles {
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         for (name, content) in POD_FILES.iter().zip([&files.hostname, &files.hosts, &files.resolv_conf]) {
             let path = dir.join(name);
-            write_atomic(&path, content.as_bytes(), 0o644).map_err(io_err("writing", &path))?;
+            write_replace_volatile(&path, content.as_bytes(), 0o644).map_err(io_err("writing", &path))?;
         }
         let volatile = self.state_pods.join(pod_id);
         fs::create_dir_all(&volatile).map_err(io_err("creating", &volatile))
@@ -59,7 +59,7 @@ impl PodFiles for HostPodFiles {
 
     fn write_hosts(&self, pod_id: &str, hosts: &str) -> Result<()> {
         let path = self.root_pods.join(pod_id).join("hosts");
-        write_atomic(&path, hosts.as_bytes(), 0o644).map_err(io_err("writing", &path))
+        write_replace_volatile(&path, hosts.as_bytes(), 0o644).map_err(io_err("writing", &path))
     }
 
     fn mount_shm(&self, pod_id: &str, size_bytes: u64) -> Result<()> {

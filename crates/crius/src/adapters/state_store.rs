@@ -11,10 +11,13 @@ use crius_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::atomic::{sync_dir, write_atomic};
+use super::atomic::{sync_dir, write_atomic, write_replace_volatile};
 
 pub struct FileStateStore<R> {
     dir: PathBuf,
+    /// Where intermediate records go (a tmpfs under the volatile state dir): they only matter
+    /// until a reboot, which wipes what they describe, so they cost no disk flush.
+    volatile_dir: Option<PathBuf>,
     _records: PhantomData<fn() -> R>,
 }
 
@@ -23,7 +26,48 @@ impl<R> FileStateStore<R> {
     pub fn new(root: &Path, kind: &str) -> io::Result<Self> {
         let dir = root.join(kind);
         fs::create_dir_all(&dir)?;
-        Ok(FileStateStore { dir, _records: PhantomData })
+        Ok(FileStateStore { dir, volatile_dir: None, _records: PhantomData })
+    }
+
+    /// Intermediate records (`save_volatile`) go to `<dir>/<id>.json` instead.
+    pub fn with_volatile_dir(mut self, dir: PathBuf) -> io::Result<Self> {
+        fs::create_dir_all(&dir)?;
+        self.volatile_dir = Some(dir);
+        Ok(self)
+    }
+
+    fn volatile_path(&self, id: &str) -> Option<PathBuf> {
+        self.volatile_dir.as_ref().map(|d| d.join(format!("{id}.json")))
+    }
+
+    fn remove_volatile(&self, id: &str) -> Result<()> {
+        match self.volatile_path(id).map(fs::remove_file) {
+            Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => {
+                Err(Error::internal(format!("removing the intermediate record of {id}"), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Intermediate records of objects that have no durable record yet.
+    fn load_volatile(&self, durable: &[String]) -> Vec<R>
+    where
+        R: DeserializeOwned + Record,
+    {
+        let Some(dir) = &self.volatile_dir else { return Vec::new() };
+        let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let path = e.path();
+                let record = fs::read(&path).ok().and_then(|b| serde_json::from_slice::<R>(&b).ok());
+                if record.is_none() {
+                    tracing::error!(path = %path.display(), "unreadable intermediate record; left in place");
+                }
+                record
+            })
+            .filter(|r| !durable.iter().any(|id| id == r.id()))
+            .collect()
     }
 
     fn record_dir(&self, id: &str) -> PathBuf {
@@ -31,17 +75,38 @@ impl<R> FileStateStore<R> {
     }
 }
 
-impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<R> {
-    fn save(&self, record: &R) -> Result<()> {
+impl<R: Record + Serialize> FileStateStore<R> {
+    fn write(&self, record: &R, durable: bool) -> Result<()> {
         let dir = self.record_dir(record.id());
         let path = dir.join("state.json");
         let fail = |e: io::Error| Error::internal(format!("writing {}", path.display()), e);
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(fail)?;
-            sync_dir(&self.dir).map_err(fail)?;
+            if durable {
+                sync_dir(&self.dir).map_err(fail)?;
+            }
         }
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal("encoding a record", e))?;
-        write_atomic(&path, &json, 0o600).map_err(fail)
+        if durable { write_atomic(&path, &json, 0o600) } else { write_replace_volatile(&path, &json, 0o600) }
+            .map_err(fail)
+    }
+}
+
+impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<R> {
+    fn save(&self, record: &R) -> Result<()> {
+        self.write(record, true)?;
+        self.remove_volatile(record.id())
+    }
+
+    fn save_volatile(&self, record: &R) -> Result<()> {
+        match self.volatile_path(record.id()) {
+            Some(path) => {
+                let json = serde_json::to_vec(record).map_err(|e| Error::internal("encoding a record", e))?;
+                write_replace_volatile(&path, &json, 0o600)
+                    .map_err(|e| Error::internal(format!("writing {}", path.display()), e))
+            }
+            None => self.write(record, false),
+        }
     }
 
     /// Loads every record. A directory without a record is what a crash during delete
@@ -69,10 +134,13 @@ impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<
                 Err(e) => tracing::error!(path = %path.display(), error = %e, "reading a record"),
             }
         }
+        let durable: Vec<String> = records.iter().map(|r| r.id().to_string()).collect();
+        records.extend(self.load_volatile(&durable));
         Ok(records)
     }
 
     fn delete(&self, id: &str) -> Result<()> {
+        self.remove_volatile(id)?;
         let dir = self.record_dir(id);
         match fs::remove_dir_all(&dir) {
             Ok(()) => sync_dir(&self.dir).map_err(|e| Error::internal(format!("syncing {}", self.dir.display()), e)),
@@ -113,6 +181,27 @@ mod tests {
         assert_eq!(loaded, vec![record("a"), b]);
         store.delete("a").unwrap();
         store.delete("a").unwrap();
+        assert_eq!(store.load_all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn intermediate_records_live_apart_until_the_durable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let vol = dir.path().join("run");
+        let store =
+            FileStateStore::<PodRecord>::new(dir.path(), "pods").unwrap().with_volatile_dir(vol.clone()).unwrap();
+        store.save_volatile(&record("a")).unwrap();
+        assert!(vol.join("a.json").exists());
+        assert!(!dir.path().join("pods/a/state.json").exists());
+        assert_eq!(store.load_all().unwrap(), vec![record("a")]);
+        let mut ready = record("a");
+        ready.state = PodState::Ready;
+        store.save(&ready).unwrap();
+        assert!(!vol.join("a.json").exists());
+        assert_eq!(store.load_all().unwrap(), vec![ready]);
+        store.save_volatile(&record("b")).unwrap();
+        store.delete("b").unwrap();
+        assert!(!vol.join("b.json").exists());
         assert_eq!(store.load_all().unwrap().len(), 1);
     }
 

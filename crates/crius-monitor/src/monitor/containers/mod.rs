@@ -56,6 +56,8 @@ struct Container {
     log: Option<LogFile>,
     /// The cgroup's oom_kill counter file and its value at create.
     oom: Option<(PathBuf, u64)>,
+    /// The container's cgroup (relative to each hierarchy), when it is a cgroupfs path.
+    cgroup: Option<String>,
     exited: bool,
 }
 
@@ -134,6 +136,7 @@ impl Containers {
             stdin: launched.stdin,
             log,
             oom,
+            cgroup: launch.cgroup.clone(),
             exited: false,
         });
         log!("container {} created: pid {}", launch.container_id, init.pid);
@@ -188,6 +191,13 @@ impl Containers {
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
             .unwrap_or_default();
+        // As containerd's shim: once the init is gone nothing of the container may run on. In a
+        // pod that shares one PID namespace (the CRI default) the kernel does not kill the
+        // init's orphans, so they would run on (holding ports, memory) until the container is
+        // removed. It also ends the pipes they hold, so the drain below finishes at once.
+        if let Some(cgroup) = self.list[index].cgroup.clone() {
+            self.kill_leftovers(&self.list[index].id.clone(), &cgroup);
+        }
         self.drain_after_exit(index);
         let c = &mut self.list[index];
         let oom_killed = c
@@ -304,16 +314,61 @@ impl Containers {
         }
     }
 
-    fn oom_counter(&mut self, cgroup: &str) -> Option<(PathBuf, u64)> {
+    /// The cgroup hierarchies, detected once (None: detection failed, said once in the log).
+    fn layout(&mut self) -> Option<&CgroupLayout> {
         let root = &self.cgroup_root;
-        let layout = self.layout.get_or_insert_with(|| match CgroupLayout::detect(root) {
-            Ok(layout) => Some(layout),
-            Err(e) => {
-                log!("no cgroup layout under {}: {}; OOM kills will not be detected", root.display(), chain(&e));
-                None
+        self.layout
+            .get_or_insert_with(|| match CgroupLayout::detect(root) {
+                Ok(layout) => Some(layout),
+                Err(e) => {
+                    log!(
+                        "no cgroup layout under {}: {}; OOM kills will not be detected and the processes \
+                         a container's init leaves behind will not be killed",
+                        root.display(),
+                        chain(&e)
+                    );
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// SIGKILLs every process still in the cgroup of a container whose init has exited. Each
+    /// pid is signalled through a pidfd opened while it is still listed in the cgroup, so a pid
+    /// reused meanwhile is never hit. A few rounds, for processes forked during the first.
+    fn kill_leftovers(&mut self, id: &str, cgroup: &str) {
+        const ROUNDS: usize = 5;
+        let Some(layout) = self.layout() else { return };
+        // Every process of the container is in its cgroup of every hierarchy: one is enough.
+        let Some(dir) = layout.dirs(cgroup).into_iter().find(|d| d.join("cgroup.procs").is_file()) else {
+            return;
+        };
+        let mut killed = 0;
+        for _ in 0..ROUNDS {
+            let Ok(pids) = crius_sys::cgroups::procs(&dir) else { return };
+            if pids.is_empty() {
+                break;
             }
-        });
-        let file = cgroup_oom::oom_counter_file(layout.as_ref()?, cgroup)?;
+            let pidfds: Vec<_> = pids
+                .into_iter()
+                .filter_map(|pid| crius_sys::process::Pidfd::open(pid).ok().map(|fd| (pid, fd)))
+                .collect();
+            // Still listed once the pidfds are held: each pidfd is the cgroup's process.
+            let Ok(listed) = crius_sys::cgroups::procs(&dir) else { return };
+            for (_, pidfd) in pidfds.iter().filter(|(pid, _)| listed.contains(pid)) {
+                if pidfd.send_signal(Signal::SIGKILL).unwrap_or(false) {
+                    killed += 1;
+                }
+            }
+        }
+        if killed > 0 {
+            log!("container {id}: killed {killed} process(es) its init left behind");
+        }
+    }
+
+    fn oom_counter(&mut self, cgroup: &str) -> Option<(PathBuf, u64)> {
+        let layout = self.layout()?;
+        let file = cgroup_oom::oom_counter_file(layout, cgroup)?;
         match cgroup_oom::read_oom_kills(&file) {
             Ok(count) => Some((file, count)),
             Err(e) => {

@@ -143,7 +143,7 @@ async fn raw_peer_reads(mut io: DuplexStream, want: usize) -> usize {
                 got += data.len();
             }
         }
-        if io.read_buf(&mut buf).await.unwrap() == 0 {
+        if got >= want || io.read_buf(&mut buf).await.unwrap() == 0 {
             break;
         }
     }

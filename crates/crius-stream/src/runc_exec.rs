@@ -1,0 +1,269 @@
+//! [`ExecBackend`] over `runc exec` (or crun): the command runs as a child of the runtime, in
+//! the foreground, so the runtime's exit status is the command's. Without a tty the client's
+//! streams are the runtime's pipes (runc hands its stdio to the process); with one, a pty
+//! ([`crate::pty`]) sits between. When the session is dropped (the client left), the exec'd
+//! process and everything it started are killed, found through the runtime's `--pid-file`.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use crius_core::ports::container::RuntimeHandler;
+use crius_oci::argv::{Exec, ExecProcess, Runtime, Subcommand};
+use crius_sys::process::{proc_start_time, read_stat};
+use crius_sys::proctree::{self, ProcId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::backend::{BoxRead, BoxWrite, ExecBackend, SessionIo, TerminalSize};
+use crate::error::BackendError;
+use crate::pty::{Pty, PtyMaster};
+use crate::request::ExecRequest;
+
+/// Finds the runtime handler (binary and --root) of a container.
+pub type ResolveRuntime = Arc<dyn Fn(&str) -> Result<RuntimeHandler, BackendError> + Send + Sync>;
+
+pub struct RuncExec {
+    resolve: ResolveRuntime,
+    /// Where each exec's pid and log files go (a temporary directory per exec).
+    scratch: PathBuf,
+    /// How long to wait for a tty's first size before starting (kubectl sends it at once; the
+    /// runtime sizes the container's terminal from ours when it starts).
+    pub first_size_wait: Duration,
+    /// After the command exits, how long its output may still take to arrive (a background
+    /// child keeping the pipe open does not hold the session beyond this).
+    pub drain: Duration,
+}
+
+impl RuncExec {
+    pub fn new(resolve: ResolveRuntime, scratch: impl Into<PathBuf>) -> Self {
+        RuncExec {
+            resolve,
+            scratch: scratch.into(),
+            first_size_wait: Duration::from_millis(200),
+            drain: Duration::from_secs(2),
+        }
+    }
+}
+
+#[async_trait]
+impl ExecBackend for RuncExec {
+    async fn exec(&self, request: &ExecRequest, mut io: SessionIo) -> Result<i32, BackendError> {
+        let handler = (self.resolve)(&request.container_id)?;
+        std::fs::create_dir_all(&self.scratch)
+            .map_err(|e| BackendError::io(format!("creating {}", self.scratch.display()), e))?;
+        let work = tempfile::Builder::new()
+            .prefix("exec-")
+            .tempdir_in(&self.scratch)
+            .map_err(|e| BackendError::io(format!("creating a directory in {}", self.scratch.display()), e))?;
+        let pid_file = work.path().join("pid");
+        let runtime = Runtime::from_handler(&handler).with_log(work.path().join("log.json"));
+        // containerd and CRI-O give terminal sessions a TERM; images rarely set one.
+        let env = if request.tty { vec!["TERM=xterm".to_string()] } else { Vec::new() };
+        let sub = Subcommand::Exec(Exec {
+            id: request.container_id.clone(),
+            tty: request.tty,
+            detach: false,
+            pid_file: Some(pid_file.clone()),
+            console_socket: None,
+            process: ExecProcess::Args { args: request.cmd.clone(), env, cwd: None, user: None },
+        });
+        let mut cmd = Command::from(runtime.command(&sub));
+        // Its own process group: a signal to the daemon's group (a terminal's ^C) is not the
+        // exec's.
+        cmd.kill_on_drop(true).process_group(0);
+        let spawn_err = |e| BackendError::io(format!("running {} exec", handler.binary), e);
+
+        let mut pumps = Vec::new();
+        let (child, pty) = if request.tty {
+            let size = first_size(&mut io.resize, self.first_size_wait).await;
+            let pty = Pty::open(size.unwrap_or(TerminalSize { width: 80, height: 24 })).map_err(spawn_err)?;
+            let slave = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(Stdio::from);
+            cmd.stdin(slave(&pty.slave).map_err(spawn_err)?)
+                .stdout(slave(&pty.slave).map_err(spawn_err)?)
+                .stderr(slave(&pty.slave).map_err(spawn_err)?);
+            let child = cmd.spawn().map_err(spawn_err)?;
+            // Only the runtime may hold the slave: its exit must make our reads end.
+            drop(cmd);
+            drop(pty.slave);
+            (child, Some(pty.master))
+        } else {
+            let piped = |wanted: bool| if wanted { Stdio::piped() } else { Stdio::null() };
+            cmd.stdin(piped(io.stdin.is_some())).stdout(piped(io.stdout.is_some())).stderr(piped(io.stderr.is_some()));
+            (cmd.spawn().map_err(spawn_err)?, None)
+        };
+        let mut guard = ExecGuard { child: Some(child), pid_file: pid_file.clone() };
+        let runtime_pid = guard.pid();
+
+        let stdin_pump;
+        let mut resizer = None;
+        match pty {
+            Some(master) => {
+                if let Some(out) = io.stdout.take() {
+                    pumps.push(tokio::spawn(pty_to_writer(master.clone(), out)));
+                }
+                stdin_pump = io.stdin.take().map(|input| tokio::spawn(reader_to_pty(input, master.clone())));
+                if let Some(mut sizes) = io.resize.take() {
+                    let master = master.clone();
+                    resizer = Some(AbortOnDrop(tokio::spawn(async move {
+                        while let Some(size) = sizes.recv().await {
+                            let _ = master.resize(size);
+                            if let Some(pid) = runtime_pid {
+                                // The runtime copies our size to the container's terminal.
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(pid),
+                                    nix::sys::signal::Signal::SIGWINCH,
+                                );
+                            }
+                        }
+                    })));
+                }
+            }
+            None => {
+                let child = guard.child.as_mut().ok_or_else(|| BackendError::Runtime("exec child gone".into()))?;
+                if let (Some(out), Some(pipe)) = (io.stdout.take(), child.stdout.take()) {
+                    pumps.push(tokio::spawn(copy_out(pipe, out)));
+                }
+                if let (Some(err), Some(pipe)) = (io.stderr.take(), child.stderr.take()) {
+                    pumps.push(tokio::spawn(copy_out(pipe, err)));
+                }
+                stdin_pump = match (io.stdin.take(), child.stdin.take()) {
+                    (Some(mut input), Some(mut pipe)) => Some(tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut input, &mut pipe).await;
+                        // Dropping the pipe is the command's EOF.
+                    })),
+                    _ => None,
+                };
+            }
+        }
+
+        let status = guard.wait().await.map_err(|e| BackendError::io("waiting for the runtime", e))?;
+        if let Some(p) = stdin_pump {
+            p.abort();
+        }
+        drop(resizer);
+        let drained = async {
+            for p in pumps {
+                let _ = p.await;
+            }
+        };
+        let _ = tokio::time::timeout(self.drain, drained).await;
+        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        if code != 0 && !pid_file.exists() {
+            // The runtime failed before the command ran: its reason is in its log.
+            let log = std::fs::read(work.path().join("log.json")).unwrap_or_default();
+            let message = crius_oci::output::error_message(&log, b"");
+            return Err(BackendError::Runtime(if message.is_empty() {
+                format!("{} exec exited with {code}", handler.binary)
+            } else {
+                message
+            }));
+        }
+        Ok(code)
+    }
+}
+
+/// Aborts a helper task when the session ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn first_size(
+    resize: &mut Option<tokio::sync::mpsc::Receiver<TerminalSize>>,
+    wait: Duration,
+) -> Option<TerminalSize> {
+    let rx = resize.as_mut()?;
+    tokio::time::timeout(wait, rx.recv()).await.ok().flatten()
+}
+
+async fn copy_out(mut pipe: impl tokio::io::AsyncRead + Unpin, mut out: BoxWrite) {
+    let _ = tokio::io::copy(&mut pipe, &mut out).await;
+    let _ = out.shutdown().await;
+}
+
+async fn pty_to_writer(master: PtyMaster, mut out: BoxWrite) {
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n) = master.read(&mut buf).await {
+        if n == 0 || out.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        let _ = out.flush().await;
+    }
+    let _ = out.shutdown().await;
+}
+
+async fn reader_to_pty(mut input: BoxRead, master: PtyMaster) {
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n) = input.read(&mut buf).await {
+        if n == 0 || master.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The runtime child; dropped before it was waited for (the session was cancelled), it kills
+/// the exec'd process tree first — while the runtime still lives, so the process is still
+/// provably its child — and then the runtime.
+struct ExecGuard {
+    child: Option<Child>,
+    pid_file: PathBuf,
+}
+
+impl ExecGuard {
+    fn pid(&self) -> Option<i32> {
+        self.child.as_ref().and_then(Child::id).and_then(|p| i32::try_from(p).ok())
+    }
+
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let status = match self.child.as_mut() {
+            Some(child) => child.wait().await?,
+            None => return Err(std::io::Error::other("no child")),
+        };
+        self.child = None;
+        Ok(status)
+    }
+}
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if let Some(runtime_pid) = self.pid() {
+            kill_exec_tree(&self.pid_file, runtime_pid);
+        }
+        let _ = child.start_kill();
+    }
+}
+
+/// Kills the exec'd process named in `pid_file` and its descendants, if it is still a
+/// descendant of the runtime (so the pid cannot have been reused).
+fn kill_exec_tree(pid_file: &Path, runtime_pid: i32) {
+    let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) else {
+        return;
+    };
+    let Some(start_time) = proc_start_time(pid) else { return };
+    if !descends_from(pid, runtime_pid) {
+        return;
+    }
+    match proctree::kill_tree(ProcId { pid, start_time }) {
+        Ok(killed) => tracing::debug!(pid, killed, "killed an abandoned exec"),
+        Err(e) => tracing::warn!(pid, error = %e, "killing an abandoned exec"),
+    }
+}
+
+fn descends_from(mut pid: i32, ancestor: i32) -> bool {
+    for _ in 0..8 {
+        match read_stat(pid) {
+            Some(stat) if stat.ppid == ancestor => return true,
+            Some(stat) if stat.ppid > 1 => pid = stat.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
