@@ -53,6 +53,15 @@ impl PodStateTimeline {
 }
 
 impl StateStore<PodRecord> for PodStateTimeline {
+    /// Intermediate states (Creating) are saved this way: keep them off the disk flush path.
+    fn save_volatile(&self, record: &PodRecord) -> Result<()> {
+        self.inner.save_volatile(record)?;
+        if record.state == PodState::Creating {
+            lock(&self.creating).insert(record.id.clone());
+        }
+        Ok(())
+    }
+
     fn save(&self, record: &PodRecord) -> Result<()> {
         let (out, took) = timed(|| self.inner.save(record));
         out?;
@@ -104,8 +113,17 @@ impl ContainerStateTimeline {
 }
 
 impl StateStore<ContainerRecord> for ContainerStateTimeline {
+    fn save_volatile(&self, record: &ContainerRecord) -> Result<()> {
+        self.inner.save_volatile(record)?;
+        if record.state == ContainerState::Creating {
+            lock(&self.creating).entry(record.id.clone()).or_insert_with(Instant::now);
+        }
+        Ok(())
+    }
+
     fn save(&self, record: &ContainerRecord) -> Result<()> {
-        self.inner.save(record)?;
+        let (out, took) = timed(|| self.inner.save(record));
+        out?;
         match record.state {
             ContainerState::Creating => {
                 lock(&self.creating).entry(record.id.clone()).or_insert_with(Instant::now);
@@ -114,6 +132,12 @@ impl StateStore<ContainerRecord> for ContainerStateTimeline {
                 if let Some(since) = lock(&self.creating).remove(&record.id)
                     && record.state == ContainerState::Created
                 {
+                    for step in &record.timeline {
+                        self.metrics.container_create_step(&step.step, step.duration_us);
+                    }
+                    // This save is the state_created step, which the record cannot hold yet.
+                    self.metrics
+                        .container_create_step("state_created", u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
                     self.metrics.container_created(since.elapsed());
                 }
             }

@@ -5,7 +5,7 @@
 //! process and everything it started are killed, found through the runtime's `--pid-file`.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use crius_core::ports::container::RuntimeHandler;
 use crius_oci::argv::{Exec, ExecProcess, Runtime, Subcommand};
-use crius_sys::process::{proc_start_time, read_stat};
+use crius_sys::process::proc_start_time;
 use crius_sys::proctree::{self, ProcId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -95,8 +95,13 @@ impl ExecBackend for RuncExec {
             cmd.stdin(piped(io.stdin.is_some())).stdout(piped(io.stdout.is_some())).stderr(piped(io.stderr.is_some()));
             (cmd.spawn().map_err(spawn_err)?, None)
         };
-        let mut guard = ExecGuard { child: Some(child), pid_file: pid_file.clone() };
+        let exec_proc = Arc::new(std::sync::Mutex::new(None));
+        let mut guard = ExecGuard { child: Some(child), exec_proc: exec_proc.clone() };
         let runtime_pid = guard.pid();
+        // The exec'd process's identity (pid and start time), taken as soon as the runtime
+        // names it: runc's exec'd process is not its child (it is reparented past it), so
+        // ancestry cannot identify it later; the start time can.
+        let _watch = AbortOnDrop(tokio::spawn(watch_pid_file(pid_file.clone(), exec_proc)));
 
         let stdin_pump;
         let mut resizer = None;
@@ -213,7 +218,7 @@ async fn reader_to_pty(mut input: BoxRead, master: PtyMaster) {
 /// provably its child — and then the runtime.
 struct ExecGuard {
     child: Option<Child>,
-    pid_file: PathBuf,
+    exec_proc: Arc<std::sync::Mutex<Option<ProcId>>>,
 }
 
 impl ExecGuard {
@@ -234,36 +239,26 @@ impl ExecGuard {
 impl Drop for ExecGuard {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        if let Some(runtime_pid) = self.pid() {
-            kill_exec_tree(&self.pid_file, runtime_pid);
+        let exec_proc = *crate::sync::lock(&self.exec_proc);
+        if let Some(proc_id) = exec_proc {
+            match proctree::kill_tree(proc_id) {
+                Ok(killed) => tracing::debug!(pid = proc_id.pid, killed, "killed an abandoned exec"),
+                Err(e) => tracing::warn!(pid = proc_id.pid, error = %e, "killing an abandoned exec"),
+            }
         }
         let _ = child.start_kill();
     }
 }
 
-/// Kills the exec'd process named in `pid_file` and its descendants, if it is still a
-/// descendant of the runtime (so the pid cannot have been reused).
-fn kill_exec_tree(pid_file: &Path, runtime_pid: i32) {
-    let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) else {
-        return;
-    };
-    let Some(start_time) = proc_start_time(pid) else { return };
-    if !descends_from(pid, runtime_pid) {
-        return;
-    }
-    match proctree::kill_tree(ProcId { pid, start_time }) {
-        Ok(killed) => tracing::debug!(pid, killed, "killed an abandoned exec"),
-        Err(e) => tracing::warn!(pid, error = %e, "killing an abandoned exec"),
-    }
-}
-
-fn descends_from(mut pid: i32, ancestor: i32) -> bool {
-    for _ in 0..8 {
-        match read_stat(pid) {
-            Some(stat) if stat.ppid == ancestor => return true,
-            Some(stat) if stat.ppid > 1 => pid = stat.ppid,
-            _ => return false,
+/// Waits for the runtime's pid file and records the process it names, with its start time.
+async fn watch_pid_file(pid_file: PathBuf, slot: Arc<std::sync::Mutex<Option<ProcId>>>) {
+    for _ in 0..2000 {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
+            if let Some(start_time) = proc_start_time(pid) {
+                *crate::sync::lock(&slot) = Some(ProcId { pid, start_time });
+            }
+            return;
         }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    false
 }

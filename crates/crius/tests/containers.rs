@@ -312,16 +312,12 @@ impl T {
 
     /// Removes every pod (and so every container), then asserts that nothing leaked.
     async fn finish(self) {
-        let __t = Instant::now();
-        let r = self.td.remove_all_pods().await;
-        eprintln!("FIN removed {:?} leaks now {:?}", __t.elapsed(), self.td.leaks());
-        if let Err(s) = r {
+        if let Err(s) = self.td.remove_all_pods().await {
             self.fail("removing every pod", &s);
         }
         let left = self.list(None).await;
         assert!(left.is_empty(), "containers listed after every pod was removed: {left:?}");
         self.td.assert_no_leaks().await;
-        eprintln!("FIN no leaks {:?}", __t.elapsed());
         let left = self.container_leftovers();
         assert!(left.is_empty(), "leaked:\n  {}\n{}", left.join("\n  "), self.td.log_tail(40));
     }
@@ -1030,70 +1026,69 @@ async fn next_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_events_in_order() {
     needs_root!();
-    let __t0 = Instant::now();
     let t = T::start().await;
     let img = t.pull("busybox").await;
-    eprintln!("T+{:?} line 3", __t0.elapsed());
     let pod = t.run_pod(t.pod_cfg("events")).await;
-    eprintln!("T+{:?} line 4", __t0.elapsed());
     let mut stream = t.rt().get_container_events(cri::GetEventsRequest {}).await.unwrap().into_inner();
-    eprintln!("T+{:?} line 5", __t0.elapsed());
     use cri::ContainerEventType as E;
-    eprintln!("T+{:?} line 6", __t0.elapsed());
 
     // A long-running container, stopped and removed.
     let id = t.run(&pod, cmd("long", &img, &["sleep", "1000"])).await;
-    eprintln!("T+{:?} line 9", __t0.elapsed());
     t.stop(&id, 0).await.unwrap();
-    eprintln!("T+{:?} line 10", __t0.elapsed());
     t.remove(&id).await.unwrap();
-    eprintln!("T+{:?} line 11", __t0.elapsed());
     let mut got = Vec::new();
-    eprintln!("T+{:?} line 12", __t0.elapsed());
     for _ in 0..4 {
         let ev = next_event(&mut stream, &[&id], Duration::from_secs(10)).await;
-        eprintln!("T+{:?} line 14", __t0.elapsed());
         got.push(E::try_from(ev.container_event_type).unwrap());
-        eprintln!("T+{:?} line 15", __t0.elapsed());
         if got.len() == 1 {
             assert_eq!(ev.pod_sandbox_status.as_ref().map(|p| p.id.clone()), Some(pod.id.clone()), "{ev:?}");
-            eprintln!("T+{:?} line 17", __t0.elapsed());
             assert!(ev.created_at > 0);
-            eprintln!("T+{:?} line 18", __t0.elapsed());
         }
     }
     assert_eq!(
         got,
         [E::ContainerCreatedEvent, E::ContainerStartedEvent, E::ContainerStoppedEvent, E::ContainerDeletedEvent]
     );
-    eprintln!("T+{:?} line 24", __t0.elapsed());
 
     // One that exits at once: STOPPED still comes after STARTED.
     for i in 0..5 {
         let id = t.run(&pod, cmd(&format!("quick-{i}"), &img, &["true"])).await;
-        eprintln!("T+{:?} line 28", __t0.elapsed());
         t.wait_exited(&id).await;
-        eprintln!("T+{:?} line 29", __t0.elapsed());
         t.remove(&id).await.unwrap();
-        eprintln!("T+{:?} line 30", __t0.elapsed());
         let mut got = Vec::new();
-        eprintln!("T+{:?} line 31", __t0.elapsed());
         for _ in 0..4 {
             got.push(
                 E::try_from(next_event(&mut stream, &[&id], Duration::from_secs(10)).await.container_event_type)
                     .unwrap(),
             );
-            eprintln!("T+{:?} line 36", __t0.elapsed());
         }
         assert_eq!(
             got,
             [E::ContainerCreatedEvent, E::ContainerStartedEvent, E::ContainerStoppedEvent, E::ContainerDeletedEvent],
             "round {i}"
         );
-        eprintln!("T+{:?} line 42", __t0.elapsed());
     }
+    // Closed before the daemon is stopped: a SIGTERM does not end an open event stream (the
+    // daemon would wait for it; see the report), so the harness would wait 10 s and kill it.
+    drop(stream);
     t.finish().await;
-    eprintln!("T+{:?} line 44", __t0.elapsed());
+}
+
+/// The kubelet keeps a GetContainerEvents stream open for as long as it runs (evented PLEG).
+/// A SIGTERM must still stop the daemon promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug, outside the container code: the graceful shutdown waits for open GetContainerEvents streams (crius-server runtime.rs / daemon.rs)"]
+async fn sigterm_with_an_open_event_stream_stops_the_daemon() {
+    needs_root!();
+    let mut t = T::start().await;
+    let stream = t.rt().get_container_events(cri::GetEventsRequest {}).await.unwrap().into_inner();
+    let started = Instant::now();
+    let stopped = t.td.stop().await;
+    let took = started.elapsed();
+    drop(stream);
+    assert!(stopped.is_ok() && took < Duration::from_secs(5), "SIGTERM took {took:?}: {stopped:?}");
+    t.td.restart().await.unwrap();
+    t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1202,8 +1197,10 @@ async fn killed_monitor_means_exited_containers() {
     let monitor = t.td.pod_info(&pod.id).await.unwrap().monitor();
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let killed = Instant::now();
     for id in [&shared, &own] {
         let st = t.wait_state(id, ContainerState::ContainerExited, Duration::from_secs(10)).await;
+        eprintln!("{id} reported exited {:?} after its monitor was killed", killed.elapsed());
         assert!(st.message.contains("monitor"), "the message says the monitor died: {st:?}");
         assert_ne!(st.exit_code, 0, "{st:?}");
     }

@@ -53,7 +53,8 @@ impl ContainerService {
 
         let id = new_id()?;
         let name = container_name(&config.metadata, &pod.config.metadata);
-        let reservation = self.names.reserve(&name, &id)?;
+        let mut timeline = crate::sandbox::timeline::Timeline::start(None);
+        let reservation = timeline.step("reserve", || self.names.reserve(&name, &id))?;
         let log_path = (!pod.config.log_directory.is_empty() && !config.log_path.is_empty())
             .then(|| format!("{}/{}", pod.config.log_directory.trim_end_matches('/'), config.log_path));
 
@@ -74,28 +75,31 @@ impl ContainerService {
             resources: config.resources.clone(),
             stop_signal: 15,
             bundle: String::new(),
+            timeline: Vec::new(),
             config,
         };
         let ports = &self.ports;
         let mut rb = Rollback::new();
 
         rb.push("container record", || ports.state.delete(&id));
-        ports.state.save_volatile(&record).map_err(|e| e.context(format!("recording container {id}")))?;
+        timeline
+            .step("state_creating", || ports.state.save_volatile(&record))
+            .map_err(|e| e.context(format!("recording container {id}")))?;
 
         rb.push("image layers hold", || ports.images.release_layers(&id));
-        let layers = match ports.images.hold_layers(&id, &image.id) {
+        let layers = match timeline.step("hold_layers", || ports.images.hold_layers(&id, &image.id)) {
             Ok(l) => l,
             Err(e) => return Err(rb.fail(e.context(format!("holding the layers of image {}", image.id)))),
         };
 
         rb.push("rootfs", || ports.fs.cleanup(&id));
-        let paths = match ports.fs.prepare(&id, &layers) {
+        let paths = match timeline.step("rootfs", || ports.fs.prepare(&id, &layers)) {
             Ok(p) => p,
             Err(e) => return Err(rb.fail(e.context(format!("preparing the rootfs of container {id}")))),
         };
         record.bundle = paths.bundle.clone();
 
-        let built = (|| {
+        let built = timeline.step("spec", || {
             let (passwd, group) = ports.fs.read_user_db(&paths)?;
             ports.fs.create_volumes(&paths, &image.config.volumes)?;
             let devices = ports.fs.resolve_devices(&record.config.devices, record.config.security.privileged)?;
@@ -134,7 +138,7 @@ impl ContainerService {
             let json = serde_json::to_vec(&built.spec).map_err(|e| Error::internal("encoding the OCI spec", e))?;
             ports.fs.write_spec(&paths, &json)?;
             Ok::<_, Error>(built)
-        })();
+        });
         let built = match built {
             Ok(b) => b,
             Err(e) => return Err(rb.fail(e.context(format!("container {id}")))),
@@ -160,7 +164,7 @@ impl ContainerService {
                 .filter(|p| !p.contains(':')),
         };
         rb.push("runtime container", || ports.oci.delete(&runtime, &id));
-        let process = match ports.monitor.create_container(&pod.id, &launch) {
+        let process = match timeline.step("runtime_create", || ports.monitor.create_container(&pod.id, &launch)) {
             Ok(p) => p,
             Err(e) => return Err(rb.fail(e.context(format!("creating container {id} with {}", runtime.name)))),
         };
@@ -168,9 +172,11 @@ impl ContainerService {
 
         record.process = Some(process);
         record.state = ContainerState::Created;
-        if let Err(e) = ports.state.save(&record) {
+        record.timeline = timeline.steps().to_vec();
+        if let Err(e) = timeline.step("state_created", || ports.state.save(&record)) {
             return Err(rb.fail(e.context(format!("recording container {id} as created"))));
         }
+        record.timeline = timeline.steps().to_vec();
         let pod_id = record.pod_id.clone();
         self.containers.insert(Arc::new(ContainerEntry::new(record)));
         reservation.keep();

@@ -11,7 +11,7 @@ use crate::sandbox::now_ns;
 use crate::store::ContainerEntry;
 
 /// How long to wait for the monitor to write the record of an exit it has just reaped.
-const RECORD_WAIT: Duration = Duration::from_secs(2);
+pub(super) const RECORD_WAIT: Duration = Duration::from_secs(2);
 
 impl ContainerService {
     /// Records `exit` on the container (once) and tells subscribers.
@@ -39,8 +39,19 @@ impl ContainerService {
     /// After the process is gone: the monitor's record, or an inferred one when the monitor
     /// cannot write it (it died too).
     pub(super) fn settle_exit(&self, entry: &ContainerEntry, inferred_message: &str) -> Result<()> {
+        self.settle_exit_within(entry, inferred_message, RECORD_WAIT)
+    }
+
+    /// `settle_exit`, waiting at most `wait` for the monitor's record (zero: a monitor known
+    /// to be dead writes none).
+    pub(super) fn settle_exit_within(
+        &self,
+        entry: &ContainerEntry,
+        inferred_message: &str,
+        wait: Duration,
+    ) -> Result<()> {
         let id = entry.id();
-        let deadline = Instant::now() + RECORD_WAIT;
+        let deadline = Instant::now() + wait;
         loop {
             if entry.read(|r| r.exit.is_some()) {
                 return Ok(());

@@ -151,6 +151,9 @@ pub struct ContainerRecord {
     pub stop_signal: i32,
     /// The OCI bundle and mounted rootfs.
     pub bundle: String,
+    /// How long each step of CreateContainer took.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<crate::sandbox::model::StepTiming>,
 }
 
 /// The process identity a container runs with, resolved against its own /etc/passwd and /etc/group.

@@ -59,17 +59,29 @@ impl crate::sandbox::PodContainers for ContainerService {
         let pod_id = pod_id.to_string();
         // Called from an exit watch on the async runtime: settling exits may wait, so not there.
         let spawned = std::thread::Builder::new().name("crius-pod-died".into()).spawn(move || {
-            for entry in me.containers.all() {
-                let (id, pod, live) = entry.read(|r| (r.id.clone(), r.pod_id.clone(), r.exit.is_none()));
-                if pod != pod_id || !live {
-                    continue;
-                }
+            let live: Vec<_> = me
+                .containers
+                .all()
+                .into_iter()
+                .filter(|e| e.read(|r| r.pod_id == pod_id && r.exit.is_none()))
+                .collect();
+            // Every container is killed first, so their exits are recorded in parallel...
+            for entry in &live {
                 if let Some(process) = entry.read(|r| r.process) {
                     let _ = me.ports.monitor.signal(&process, 9);
                 }
+            }
+            // ... and a dead monitor records nothing: then nothing is waited for, so the
+            // containers are not reported running for seconds after their pod died.
+            let monitor = me.sandboxes.pods().find(&pod_id).ok().flatten().and_then(|p| p.read(|r| r.resources.monitor));
+            let record_wait = match monitor {
+                Some(m) if me.sandboxes.process_alive(&m) => super::exits::RECORD_WAIT,
+                _ => std::time::Duration::ZERO,
+            };
+            for entry in live {
                 let message = "the pod's monitor or init died; the container was killed";
-                if let Err(e) = me.settle_exit(&entry, message) {
-                    tracing::error!(container_id = %id, error = %e, "recording the exit of a container whose pod died");
+                if let Err(e) = me.settle_exit_within(&entry, message, record_wait) {
+                    tracing::error!(container_id = %entry.id(), error = %e, "recording the exit of a container whose pod died");
                 }
             }
         });

@@ -40,6 +40,7 @@ impl ContainerView {
             "user": r.user,
             "exit": r.exit,
             "config": r.config,
+            "timeline": r.timeline,
         })
         .to_string()
     }

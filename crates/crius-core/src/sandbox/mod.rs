@@ -11,7 +11,7 @@ mod remove;
 mod run;
 mod status;
 mod stop;
-mod timeline;
+pub(crate) mod timeline;
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::StepHook;
 use super::model::StepTiming;
 
-pub(super) struct Timeline<'a> {
+pub(crate) struct Timeline<'a> {
     origin: Instant,
     hook: Option<&'a StepHook>,
     steps: Vec<StepTiming>,

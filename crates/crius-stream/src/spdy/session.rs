@@ -140,7 +140,8 @@ impl Shared {
         self.urgent.try_send(frame).is_ok()
     }
 
-    /// Marks the connection gone: every stream reset, every waiter woken.
+    /// Marks the connection gone: every stream ends (after its buffered data), every waiter is
+    /// woken, sends fail.
     fn close_all(&self) {
         let (streams, replies, pings) = {
             let mut st = lock(&self.state);
@@ -162,8 +163,11 @@ impl Shared {
             let pings: Vec<_> = st.pings.drain().collect();
             (streams, replies, pings)
         };
+        // What already arrived stays readable: a server that sends its last output and closes
+        // right away must not lose it because the client had not read it yet.
         for s in streams {
-            s.recv.reset(rst::CANCEL);
+            s.remote_fin.store(true, Ordering::Release);
+            s.recv.finish();
         }
         for r in replies {
             let _ = r.send(Err(rst::CANCEL));
