@@ -29,10 +29,11 @@ pub fn services(
     containers: Arc<crius_core::container::ContainerService>,
     images: Arc<crius_core::image::ImageService>,
     stats: Arc<crius_core::stats::StatsService>,
+    streams: Arc<crius_stream::StreamServer>,
     info: RuntimeInfo,
     readiness: Readiness,
 ) -> (RuntimeServer, ImageServer) {
-    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(containers, stats, info))
+    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(containers, stats, streams, info))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let image = ImageServiceServer::new(CriImageService::new(images))

@@ -43,12 +43,31 @@ pub struct CriRuntimeService {
     stats: Arc<StatsService>,
     info: RuntimeInfo,
     pod_cidr: Mutex<String>,
+    streams: Arc<crius_stream::StreamServer>,
 }
 
 impl CriRuntimeService {
-    pub fn new(containers: Arc<ContainerService>, stats: Arc<StatsService>, info: RuntimeInfo) -> Self {
+    pub fn new(
+        containers: Arc<ContainerService>,
+        stats: Arc<StatsService>,
+        streams: Arc<crius_stream::StreamServer>,
+        info: RuntimeInfo,
+    ) -> Self {
         let sandboxes = containers.sandboxes().clone();
-        CriRuntimeService { sandboxes, containers, stats, info, pod_cidr: Mutex::new(String::new()) }
+        CriRuntimeService { sandboxes, containers, stats, streams, info, pod_cidr: Mutex::new(String::new()) }
+    }
+
+    /// The full id of a running container, for a streaming session.
+    fn running_container(&self, id: String) -> Result<String, Status> {
+        let id = require(id, "container_id")?;
+        let view = self.containers.status(&id).map_err(to_status)?;
+        if view.state() != crius_core::container::model::ContainerState::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running: streaming needs a running container",
+                view.record.id
+            )));
+        }
+        Ok(view.record.id)
     }
 
     /// The statuses of a pod's containers, for PodSandboxStatus and events.
@@ -339,8 +358,21 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code: out.exit_code }))
     }
 
-    async fn exec(&self, _request: Request<cri::ExecRequest>) -> Result<Response<cri::ExecResponse>, Status> {
-        not_yet("Exec")
+    async fn exec(&self, request: Request<cri::ExecRequest>) -> Result<Response<cri::ExecResponse>, Status> {
+        let r = request.into_inner();
+        let container_id = self.running_container(r.container_id)?;
+        let url = self
+            .streams
+            .get_exec(crius_stream::ExecRequest {
+                container_id,
+                cmd: r.cmd,
+                tty: r.tty,
+                stdin: r.stdin,
+                stdout: r.stdout,
+                stderr: r.stderr,
+            })
+            .map_err(stream_status)?;
+        Ok(Response::new(cri::ExecResponse { url }))
     }
 
     async fn attach(&self, _request: Request<cri::AttachRequest>) -> Result<Response<cri::AttachResponse>, Status> {
@@ -349,9 +381,24 @@ impl RuntimeService for CriRuntimeService {
 
     async fn port_forward(
         &self,
-        _request: Request<cri::PortForwardRequest>,
+        request: Request<cri::PortForwardRequest>,
     ) -> Result<Response<cri::PortForwardResponse>, Status> {
-        not_yet("PortForward")
+        let r = request.into_inner();
+        let id = require_id(r.pod_sandbox_id)?;
+        let view = self.sandboxes.status(&id).map_err(to_status)?;
+        if !view.ready {
+            return Err(Status::failed_precondition(format!(
+                "pod sandbox {} is not ready: nothing to forward to",
+                view.record.id
+            )));
+        }
+        let ports = crius_stream::PortForwardRequest::ports_from_cri(&r.port).map_err(stream_status)?;
+        let netns = view.record.resources.namespaces.net.clone().map(std::path::PathBuf::from);
+        let url = self
+            .streams
+            .get_port_forward(crius_stream::PortForwardRequest { pod_sandbox_id: view.record.id, netns, ports })
+            .map_err(stream_status)?;
+        Ok(Response::new(cri::PortForwardResponse { url }))
     }
 
     // The stats calls read cgroup files (and a pod's netns on a thread of its own): on a
@@ -448,6 +495,13 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::ListPodSandboxMetricsResponse {
             pod_metrics: pods.iter().map(sconv::pod_metrics).collect(),
         }))
+    }
+}
+
+fn stream_status(e: crius_stream::RequestError) -> Status {
+    match e {
+        crius_stream::RequestError::Invalid(m) => Status::invalid_argument(m),
+        e @ crius_stream::RequestError::TooManyInFlight(_) => Status::resource_exhausted(e.to_string()),
     }
 }
 

@@ -67,19 +67,29 @@ impl RcVersion {
 pub const SPDY_RC_PROTOCOLS: [&str; 5] =
     ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"];
 
-/// The first protocol of the client's list (`X-Stream-Protocol-Version`, possibly several
-/// headers, comma-separated) that the server supports, as k8s' httpstream.Handshake picks it.
-/// Ok(None): the client offered none (a kube 1.0 client; it gets the oldest protocol).
-pub fn negotiate_spdy<'a>(
-    offered: impl IntoIterator<Item = &'a str>,
-    supported: &[&str],
-) -> Result<Option<String>, ()> {
+/// What SPDY protocol negotiation came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Negotiated {
+    /// The first protocol of the client's list the server supports.
+    Chosen(String),
+    /// The client offered none (a kube 1.0 client; it gets the oldest protocol).
+    NotOffered,
+    /// Nothing in common: the kubelet answers 403 with the protocols it accepts.
+    NoMatch,
+}
+
+/// k8s' httpstream.Handshake: the client's list comes in `X-Stream-Protocol-Version` headers
+/// (possibly several, possibly comma-separated) and the client's order wins.
+pub fn negotiate_spdy<'a>(offered: impl IntoIterator<Item = &'a str>, supported: &[&str]) -> Negotiated {
     let offered: Vec<&str> =
         offered.into_iter().flat_map(|h| h.split(',')).map(str::trim).filter(|p| !p.is_empty()).collect();
     if offered.is_empty() {
-        return Ok(None);
+        return Negotiated::NotOffered;
     }
-    offered.iter().find(|p| supported.contains(p)).map(|p| Some(p.to_string())).ok_or(())
+    match offered.iter().find(|p| supported.contains(p)) {
+        Some(p) => Negotiated::Chosen(p.to_string()),
+        None => Negotiated::NoMatch,
+    }
 }
 
 #[cfg(test)]
@@ -89,13 +99,16 @@ mod tests {
     #[test]
     fn spdy_negotiation() {
         let sup = &SPDY_RC_PROTOCOLS;
-        assert_eq!(negotiate_spdy(["v4.channel.k8s.io,v3.channel.k8s.io"], sup), Ok(Some("v4.channel.k8s.io".into())));
+        assert_eq!(
+            negotiate_spdy(["v4.channel.k8s.io,v3.channel.k8s.io"], sup),
+            Negotiated::Chosen("v4.channel.k8s.io".into())
+        );
         assert_eq!(
             negotiate_spdy(["v9.channel.k8s.io", "v2.channel.k8s.io, channel.k8s.io"], sup),
-            Ok(Some("v2.channel.k8s.io".into()))
+            Negotiated::Chosen("v2.channel.k8s.io".into())
         );
-        assert_eq!(negotiate_spdy([], sup), Ok(None));
-        assert_eq!(negotiate_spdy(["nope"], sup), Err(()));
+        assert_eq!(negotiate_spdy([], sup), Negotiated::NotOffered);
+        assert_eq!(negotiate_spdy(["nope"], sup), Negotiated::NoMatch);
         assert_eq!(RcVersion::from_name("v3.channel.k8s.io"), Some(RcVersion::V3));
         assert!(RcVersion::V3.supports_resize() && !RcVersion::V2.supports_resize());
         assert!(RcVersion::V5.json_status() && !RcVersion::V3.json_status());

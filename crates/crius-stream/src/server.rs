@@ -282,8 +282,9 @@ async fn serve_spdy<IO: Conn>(inner: &Inner, mut io: Prefixed<IO>, request: &Req
     };
     let offered = request.all(protocol::PROTOCOL_VERSION_HEADER);
     let chosen = match protocol::negotiate_spdy(offered, supported) {
-        Ok(chosen) => chosen,
-        Err(()) => {
+        protocol::Negotiated::Chosen(p) => Some(p),
+        protocol::Negotiated::NotOffered => None,
+        protocol::Negotiated::NoMatch => {
             let offered: Vec<&str> = request.all(protocol::PROTOCOL_VERSION_HEADER).collect();
             let accepted: Vec<(&str, &str)> =
                 supported.iter().map(|p| (protocol::ACCEPTED_VERSIONS_HEADER, *p)).collect();

@@ -69,6 +69,34 @@ pub struct Config {
     pub network: crius_net::NetworkConfig,
     /// The Prometheus endpoint (off by default) and stats settings (`[metrics]`).
     pub metrics: crius_metrics::MetricsConfig,
+    /// The streaming server for Exec and PortForward (`[streaming]`).
+    pub streaming: StreamingConfig,
+}
+
+/// Where kubectl exec / port-forward sessions connect (through the kubelet or crictl).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingConfig {
+    /// Listen address; port 0 picks a free port. Anything but loopback needs TLS.
+    pub address: std::net::SocketAddr,
+    /// A session with no traffic for this long is closed (the kubelet's default: 4 h).
+    pub idle_timeout_secs: u64,
+    /// PEM certificate and key for HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig {
+            address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            idle_timeout_secs: 4 * 3600,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
 }
 
 /// One OCI runtime (`[runtimes.NAME]`).
@@ -102,6 +130,7 @@ impl Default for Config {
             registries: crius_image::Registries::default(),
             image_pull: crius_image::PullConfig::default(),
             network: crius_net::NetworkConfig::default(),
+            streaming: StreamingConfig::default(),
             metrics: crius_metrics::MetricsConfig::default(),
         }
     }
@@ -186,6 +215,16 @@ impl Config {
         self.metrics.socket_addr().map_err(|e| anyhow::anyhow!("[metrics]: {e}"))?;
         self.registries.validate().map_err(|e| anyhow::anyhow!("[registries]: {e}"))?;
         self.image_pull.validate().map_err(|e| anyhow::anyhow!("[image_pull]: {e}"))?;
+        let s = &self.streaming;
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            bail!("[streaming]: tls_cert and tls_key go together");
+        }
+        if !s.address.ip().is_loopback() && s.tls_cert.is_none() {
+            bail!(
+                "[streaming] address = {:?}: a non-loopback address needs tls_cert and tls_key (exec sessions would be unauthenticated plain text)",
+                s.address.to_string()
+            );
+        }
         if self.shm_size < 1024 * 1024 {
             bail!("shm_size = {}: must be at least 1048576 bytes (1 MiB)", self.shm_size);
         }

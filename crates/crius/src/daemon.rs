@@ -60,8 +60,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runtime_handlers: runtime_handler_names(&config),
         config_json: serde_json::to_string(&config).unwrap_or_default(),
     };
+    let streams = Arc::new(stream_server(&config, &containers).await?);
     let (runtime_service, image_service) =
-        crius_server::services(containers.clone(), images, stats, info, readiness.clone());
+        crius_server::services(containers.clone(), images, stats, streams.clone(), info, readiness.clone());
     let server = tonic::transport::Server::builder()
         .layer(crius_metrics::GrpcMetricsLayer::new(metrics.clone()))
         .add_service(runtime_service)
@@ -267,6 +268,53 @@ fn object_counts(containers: &ContainerService) -> crius_metrics::ObjectCounts {
         ctrs[i].1 += 1;
     }
     crius_metrics::ObjectCounts { pods: pods.to_vec(), containers: ctrs.to_vec() }
+}
+
+/// The streaming server: exec through the container's OCI runtime, port-forward inside the pod's
+/// network namespace.
+async fn stream_server(
+    config: &Config,
+    containers: &Arc<ContainerService>,
+) -> anyhow::Result<crius_stream::StreamServer> {
+    let resolver = Arc::downgrade(containers);
+    let resolve: crius_stream::runc_exec::ResolveRuntime = Arc::new(move |id: &str| {
+        let containers =
+            resolver.upgrade().ok_or_else(|| crius_stream::BackendError::Runtime("crius is stopping".into()))?;
+        containers
+            .status(id)
+            .map(|v| v.record.runtime)
+            .map_err(|_| crius_stream::BackendError::NotFound(id.to_string()))
+    });
+    let backends = crius_stream::Backends {
+        exec: Arc::new(crius_stream::runc_exec::RuncExec::new(resolve, config.state.join("exec"))),
+        // Attach answers Unimplemented at the CRI call, so no session ever reaches this.
+        attach: Arc::new(NoAttach),
+        port_forward: Arc::new(crius_stream::netns::NetnsPortForward::default()),
+    };
+    let s = &config.streaming;
+    let server_config = crius_stream::ServerConfig {
+        addr: s.address,
+        idle_timeout: std::time::Duration::from_secs(s.idle_timeout_secs),
+        tls: s.tls_cert.clone().zip(s.tls_key.clone()).map(|(cert, key)| crius_stream::TlsFiles { cert, key }),
+        ..Default::default()
+    };
+    let server =
+        crius_stream::StreamServer::start(server_config, backends).await.context("starting the streaming server")?;
+    tracing::info!(url = %server.base_url(), "streaming server for exec and port-forward");
+    Ok(server)
+}
+
+struct NoAttach;
+
+#[async_trait::async_trait]
+impl crius_stream::AttachBackend for NoAttach {
+    async fn attach(
+        &self,
+        _request: &crius_stream::AttachRequest,
+        _io: crius_stream::SessionIo,
+    ) -> Result<(), crius_stream::BackendError> {
+        Err(crius_stream::BackendError::Runtime("attach is not implemented by this version of crius".into()))
+    }
 }
 
 /// Binds the CRI socket (mode 0660). A stale socket file is replaced; a live one means another

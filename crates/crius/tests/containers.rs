@@ -358,6 +358,13 @@ async fn run_to_completion_exit_code_reason_and_cri_log() {
     let st = t.wait_exited(&id).await;
     assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"), "{st:?}");
 
+    // A command that is not in the image: the runtime's reason, and nothing is left of it
+    // (CRI-O fails here too; containerd, which creates the runtime's container at start, fails
+    // StartContainer instead).
+    let err = t.try_create(&pod, cmd("no-such-command", &img, &["/no/such/binary"])).await.unwrap_err();
+    assert!(err.message().contains("/no/such/binary"), "{:?}: {}", err.code(), err.message());
+    assert_eq!(t.list(None).await.len(), 2, "the failed create left no container behind");
+
     // A line without a newline at the end is logged as partial.
     let id = t.run(&pod, sh("partial", &img, "printf 'no newline'")).await;
     let st = t.wait_exited(&id).await;
@@ -1125,6 +1132,43 @@ async fn daemon_kill9_and_restart_keeps_containers() {
     assert_eq!(r.stdout, b"still here\n");
     t.stop(&long, 0).await.unwrap_or_else(|s| t.fail("StopContainer after restart", &s));
     assert_eq!(t.status(&long).await.exit_code, 137);
+    t.finish().await;
+}
+
+/// kill -9 of the daemon at points through CreateContainer: the restarted daemon lists either
+/// a whole container or none, and once the pod is removed nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_kill9_during_create_leaks_nothing() {
+    needs_root!();
+    let mut t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("create-crash")).await;
+    // A create takes about 100 ms here (debug build): kill before, during and after it.
+    for (i, delay_ms) in [0u64, 15, 30, 45, 60, 80, 100, 140].into_iter().enumerate() {
+        let mut rt = t.rt();
+        let req = cri::CreateContainerRequest {
+            pod_sandbox_id: pod.id.clone(),
+            config: Some(cmd(&format!("c{i}"), &img, &["sleep", "1000"])),
+            sandbox_config: Some(pod.config.clone()),
+        };
+        let creating = tokio::spawn(async move { rt.create_container(req).await });
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        t.td.kill9();
+        let _ = creating.await;
+        t.td.restart().await.unwrap_or_else(|e| panic!("the daemon did not come back: {e}"));
+        for c in t.list(None).await {
+            let st = t.status(&c.id).await;
+            assert!(
+                st.state == ContainerState::ContainerCreated as i32 && t.info(&c.id).await["pid"].as_i64().is_some(),
+                "a container that survived the crash is whole: {st:?}"
+            );
+            t.start_ctr(&c.id).await;
+            t.stop(&c.id, 0).await.unwrap_or_else(|s| t.fail("StopContainer", &s));
+            t.remove(&c.id).await.unwrap_or_else(|s| t.fail("RemoveContainer", &s));
+        }
+    }
+    // Records of exits of half-made containers must not pile up either.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     t.finish().await;
 }
 
