@@ -1354,10 +1354,17 @@ async fn crun_handler() {
             assert_eq!(info["runtime"]["name"], "crun", "{info}");
         }
         Err(reason) => {
-            eprintln!("\n==========\nCRUN UNAVAILABLE ON THIS HOST: {reason}\n==========\n");
             // Not a silent pass: the daemon must refuse the container with crun's own message.
             let err = t.try_create(&crun_pod, sh("on-crun", &img, "echo via crun")).await.unwrap_err();
-            eprintln!("CreateContainer with handler crun: {:?}: {}", err.code(), err.message());
+            // Written to the process's stderr itself, past libtest's capture of eprintln!, so
+            // that it shows in every `cargo test` run (nextest shows it with --no-capture).
+            let banner = format!(
+                "\n==========\nCRUN UNAVAILABLE ON THIS HOST: {reason}\n\
+                 (CreateContainer with handler crun: {:?}: {})\n==========\n",
+                err.code(),
+                err.message()
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), banner.as_bytes());
             assert!(err.message().contains("crun"), "the error names crun: {}", err.message());
             let runtime_words: Vec<&str> = reason.rsplit(": ").next().unwrap_or_default().split_whitespace().collect();
             let said = runtime_words.iter().take(3).copied().collect::<Vec<_>>().join(" ");
@@ -1386,13 +1393,15 @@ async fn create_start_latency() {
     }
     took.sort();
     let p50 = took[took.len() / 2];
-    eprintln!(
-        "create+start latency of a busybox container over {} ({} build): p50 {p50:?}, min {:?}, max {:?}",
+    let line = format!(
+        "create+start latency of a busybox container over {} ({} build): p50 {p50:?}, min {:?}, max {:?}\n",
         took.len(),
         if cfg!(debug_assertions) { "debug" } else { "release" },
         took[0],
         took[took.len() - 1]
     );
+    // Past libtest's capture, so that every run shows it.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     assert!(p50 < Duration::from_secs(5), "p50 {p50:?}");
     t.finish().await;
 }
