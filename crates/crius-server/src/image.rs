@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::convert::image as conv;
+use crate::runtime::blocking;
 use crate::status::to_status;
 
 pub struct CriImageService {
@@ -21,14 +22,6 @@ impl CriImageService {
     pub fn new(images: Arc<ImageService>) -> Self {
         CriImageService { images }
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crius_core::Result<T> + Send + 'static) -> Result<T, Status> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(f))
-        .await
-        .map_err(|e| Status::internal(format!("crius worker failed: {e}")))?
-        .map_err(to_status)
 }
 
 #[tonic::async_trait]

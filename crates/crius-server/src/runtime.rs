@@ -93,7 +93,9 @@ pub(crate) fn not_yet<T>(rpc: &str) -> Result<T, Status> {
 
 /// Runs a domain call on a blocking thread: it completes (or rolls back) even if the client
 /// goes away and this future is dropped.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crius_core::Result<T> + Send + 'static) -> Result<T, Status> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crius_core::Result<T> + Send + 'static,
+) -> Result<T, Status> {
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f))
         .await

@@ -343,7 +343,7 @@ impl Containers {
         let Some(dir) = layout.dirs(cgroup).into_iter().find(|d| d.join("cgroup.procs").is_file()) else {
             return;
         };
-        let mut killed = 0;
+        let mut killed = std::collections::BTreeSet::new();
         for _ in 0..ROUNDS {
             let Ok(pids) = crius_sys::cgroups::procs(&dir) else { return };
             if pids.is_empty() {
@@ -355,14 +355,14 @@ impl Containers {
                 .collect();
             // Still listed once the pidfds are held: each pidfd is the cgroup's process.
             let Ok(listed) = crius_sys::cgroups::procs(&dir) else { return };
-            for (_, pidfd) in pidfds.iter().filter(|(pid, _)| listed.contains(pid)) {
+            for (pid, pidfd) in pidfds.iter().filter(|(pid, _)| listed.contains(pid)) {
                 if pidfd.send_signal(Signal::SIGKILL).unwrap_or(false) {
-                    killed += 1;
+                    killed.insert(*pid);
                 }
             }
         }
-        if killed > 0 {
-            log!("container {id}: killed {killed} process(es) its init left behind");
+        if !killed.is_empty() {
+            log!("container {id}: killed what its init left behind: pids {killed:?}");
         }
     }
 
