@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Extra flags for `crius daemon` in `make run`, e.g. CRIUS_ARGS='--log-level debug'.
 CRIUS_ARGS ?=
 
-.PHONY: all build release test test-deps run-deps fmt-check clippy unit run
+.PHONY: all build release test test-deps run-deps fmt-check clippy unit run bench bench-quick
 
 all: build
 
@@ -44,3 +44,11 @@ run: run-deps
 	$(MAKE) --no-print-directory release
 	./target/release/crius $(CRIUS_ARGS) init-network
 	./target/release/crius $(CRIUS_ARGS) daemon
+
+# crius beside containerd (installed if missing) on the same machine; rewrites BENCHMARKS.md.
+bench:
+	bash scripts/bench.sh
+
+# A two-minute smoke run of the same harness (CI runs it): checks the harness works, not the figures.
+bench-quick:
+	bash scripts/bench.sh --quick

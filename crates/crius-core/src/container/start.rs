@@ -66,13 +66,13 @@ impl ContainerService {
     }
 
     /// Marks a start as under way: exits applied from now on hold their STOPPED event back.
-    fn begin_start(&self, id: &str) {
+    pub(super) fn begin_start(&self, id: &str) {
         self.starting.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), false);
     }
 
     /// Ends a start: sends STARTED (when `started`) and then the STOPPED of an exit applied
     /// meanwhile; without `started`, returns whether such an exit was held back.
-    fn end_start(&self, id: &str, pod_id: &str, started: bool) -> bool {
+    pub(super) fn end_start(&self, id: &str, pod_id: &str, started: bool) -> bool {
         // Under the lock, so an exit applied right after cannot send STOPPED before STARTED.
         let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         let held_back = starting.remove(id).unwrap_or(false);

@@ -323,3 +323,46 @@ fn a_dead_pod_takes_its_containers_down_with_a_reason() {
     // The fake monitor recorded the SIGKILL; the real one may be gone, then the reason says so.
     assert_eq!(view.record.exit.unwrap().exit_code, 137);
 }
+
+#[test]
+fn an_exit_during_start_is_reported_after_started() {
+    let e = env();
+    e.svc.recover().unwrap();
+    let mut events = e.svc.subscribe_events();
+    let id = e.svc.create(&e.pod_id, config("quick")).unwrap();
+    // What a container that exits at once does: its exit record arrives while StartContainer
+    // is still under way.
+    e.svc.begin_start(&id);
+    e.fakes.exit(&id, 0);
+    assert_eq!(e.svc.status(&id).unwrap().state(), ContainerState::Exited);
+    e.svc.end_start(&id, &e.pod_id, true);
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).map(|ev| ev.kind).collect();
+    use ContainerEventKind::*;
+    assert_eq!(kinds, [Created, Started, Stopped]);
+    // A start that ends without starting anything reports the held-back exit to its caller.
+    let id = e.svc.create(&e.pod_id, config("failed")).unwrap();
+    e.svc.begin_start(&id);
+    e.fakes.exit(&id, 1);
+    assert!(e.svc.end_start(&id, &e.pod_id, false));
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).map(|ev| ev.kind).collect();
+    assert_eq!(kinds, [Created], "the caller sends STOPPED");
+}
+
+#[test]
+fn recovery_kills_a_live_container_whose_pod_died_while_down() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    e.svc.start(&id).unwrap();
+    let pid = e.svc.status(&id).unwrap().record.process.unwrap().pid;
+    // While crius was down the pod's monitor and init died; the container (in a PID namespace
+    // of its own) lives on, and nobody would ever record its exit.
+    e.sandboxes.pods().find(&e.pod_id).unwrap().unwrap().mark_process_exited();
+    let svc2 = Arc::new(ContainerService::new(e.fakes.ports(), e.sandboxes.clone(), e.svc.options.clone()));
+    let report = svc2.recover().unwrap();
+    assert_eq!((report.running, report.exited), (0, 1));
+    let view = svc2.status(&id).unwrap();
+    assert_eq!(view.state(), ContainerState::Exited);
+    assert!(view.record.exit.unwrap().message.contains("monitor"));
+    assert!(e.fakes.world().signals.contains(&(pid, 9)), "the container was killed");
+    assert!(!e.fakes.world().alive.contains(&pid));
+}
