@@ -33,9 +33,11 @@ pub fn services(
     info: RuntimeInfo,
     readiness: Readiness,
 ) -> (RuntimeServer, ImageServer) {
-    let runtime = RuntimeServiceServer::new(CriRuntimeService::new(containers, stats, streams, info))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let runtime = RuntimeServiceServer::new(
+        CriRuntimeService::new(containers, stats, streams, info).with_readiness(readiness.clone()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let image = ImageServiceServer::new(CriImageService::new(images))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -6,10 +6,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Whether crius serves yet (start-up recovery done), and whether it is stopping.
+#[derive(Clone)]
+pub struct Readiness(Arc<AtomicBool>, Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Arc::default(), Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
 
 impl Readiness {
+    /// The daemon is stopping: long-lived streams (GetContainerEvents) end, so the graceful
+    /// shutdown, which waits for every call in flight, can finish.
+    pub fn set_stopping(&self) {
+        self.1.send_replace(true);
+    }
+
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.1.subscribe()
+    }
+
     pub fn set_ready(&self) {
         self.0.store(true, Ordering::Release);
     }

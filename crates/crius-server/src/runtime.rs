@@ -44,6 +44,7 @@ pub struct CriRuntimeService {
     info: RuntimeInfo,
     pod_cidr: Mutex<String>,
     streams: Arc<crius_stream::StreamServer>,
+    readiness: crate::Readiness,
 }
 
 impl CriRuntimeService {
@@ -54,7 +55,21 @@ impl CriRuntimeService {
         info: RuntimeInfo,
     ) -> Self {
         let sandboxes = containers.sandboxes().clone();
-        CriRuntimeService { sandboxes, containers, stats, streams, info, pod_cidr: Mutex::new(String::new()) }
+        CriRuntimeService {
+            sandboxes,
+            containers,
+            stats,
+            streams,
+            info,
+            pod_cidr: Mutex::new(String::new()),
+            readiness: crate::Readiness::default(),
+        }
+    }
+
+    /// Shares the daemon's lifecycle (event streams end when it stops).
+    pub fn with_readiness(mut self, readiness: crate::Readiness) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     /// The full id of a running container, for a streaming session.
@@ -459,9 +474,14 @@ impl RuntimeService for CriRuntimeService {
         let _ = request;
         let mut events = self.containers.subscribe_events();
         let containers = self.containers.clone();
+        let mut stopping = self.readiness.stopping();
         let stream = event_stream(move |tx| async move {
             loop {
-                match events.recv().await {
+                let received = tokio::select! {
+                    received = events.recv() => received,
+                    _ = stopping.wait_for(|stop| *stop) => return,
+                };
+                match received {
                     Ok(ev) => {
                         let pod = containers.sandboxes().status(&ev.pod_id).ok().map(|v| conv::pod_sandbox_status(&v));
                         let filter = ContainerFilter { pod_id: Some(ev.pod_id.clone()), ..Default::default() };

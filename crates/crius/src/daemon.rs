@@ -67,7 +67,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .layer(crius_metrics::GrpcMetricsLayer::new(metrics.clone()))
         .add_service(runtime_service)
         .add_service(image_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal());
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), {
+            let readiness = readiness.clone();
+            async move {
+                shutdown_signal().await;
+                readiness.set_stopping();
+            }
+        });
     let server = tokio::spawn(server);
     tracing::info!(socket = %config.listen.display(), "crius is listening; recovering state");
 

@@ -1084,7 +1084,6 @@ async fn container_events_in_order() {
 /// The kubelet keeps a GetContainerEvents stream open for as long as it runs (evented PLEG).
 /// A SIGTERM must still stop the daemon promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug, outside the container code: the graceful shutdown waits for open GetContainerEvents streams (crius-server runtime.rs / daemon.rs)"]
 async fn sigterm_with_an_open_event_stream_stops_the_daemon() {
     needs_root!();
     let mut t = T::start().await;

@@ -60,6 +60,11 @@ impl<R> FileStateStore<R> {
             .flatten()
             .filter_map(|e| {
                 let path = e.path();
+                // A write that a crash cut short: no one's record.
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    let _ = fs::remove_file(&path);
+                    return None;
+                }
                 let record = fs::read(&path).ok().and_then(|b| serde_json::from_slice::<R>(&b).ok());
                 if record.is_none() {
                     tracing::error!(path = %path.display(), "unreadable intermediate record; left in place");
