@@ -1060,6 +1060,8 @@ pub fn sweep_stale_test_dirs() {
             daemon: None,
         };
         let mut errors = scope.force_clean();
+        // The hostport manager's tables of that daemon (named after its dir).
+        errors.extend(remove_nft_tables(&nft_table_name(&base)));
         if let Err(e) = fs::remove_dir_all(&base)
             && e.kind() != std::io::ErrorKind::NotFound
         {
