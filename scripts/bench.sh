@@ -51,8 +51,11 @@ die() { log "error: $*"; exit 1; }
 # ---------------------------------------------------------------- parameters
 if ((QUICK)); then
   BENCH_ARGS=(--count 3 --warmup 1 --concurrency 4 --rounds 1 --list-pods 5 --containers 10 --rpc-count 20)
+  # MiB of incompressible data in the bench image (the pull throughput figure).
+  IMAGE_MIB=${BENCH_IMAGE_MIB:-0}
 else
   BENCH_ARGS=(--count 20 --warmup 3 --concurrency 16 --rounds 3 --list-pods 50 --containers 100 --rpc-count 200)
+  IMAGE_MIB=${BENCH_IMAGE_MIB:-100}
 fi
 
 # Short temp path: unix socket paths must stay under 108 bytes.
@@ -223,9 +226,14 @@ gcc -static -Os -s -o "$T/img/true" scripts/bench/true.c
 PAUSE_IMAGE=crius-bench.local/pause:1
 "$BENCH" oci-image --layout "$T/img/pause-layout" --name "$PAUSE_IMAGE" --add /pause="$T/img/pause" \
   --dir dev --dir proc --dir sys --dir etc --entrypoint /pause --tar "$T/img/pause.tar" >/dev/null
+BULK=()
+if ((IMAGE_MIB > 0)); then
+  head -c "$((IMAGE_MIB * 1024 * 1024))" /dev/urandom >"$T/img/bulk"
+  BULK=(--add /bulk="$T/img/bulk")
+fi
 "$BENCH" oci-image --layout "$T/img/registry" --name crius-bench/bench:1 --add /pause="$T/img/pause" \
-  --add /bin/true="$T/img/true" --dir dev --dir proc --dir sys --dir etc --entrypoint /pause --env PATH=/bin \
-  >/dev/null
+  --add /bin/true="$T/img/true" "${BULK[@]}" --dir dev --dir proc --dir sys --dir etc --entrypoint /pause \
+  --env PATH=/bin >/dev/null
 
 # ---------------------------------------------------------------- loopback registry
 setsid "$BENCH" registry --layout "$T/img/registry" --listen 127.0.0.1:0 --port-file "$T/registry.port" \
