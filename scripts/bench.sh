@@ -12,6 +12,9 @@
 #     table) and benchmarks it;
 #   - prints both tables, the ratios and the targets, and (full mode) writes BENCHMARKS.md.
 #
+# BENCH_CNI=bridge: a real bridge + host-local network for both runtimes instead of loopback only.
+# BENCH_IMAGE_MIB=N: N MiB of random data in the bench image (default 100 in full mode, 0 in quick).
+#
 # --quick: small counts, under two minutes, for CI: checks that the harness works (exits non-zero
 # when a measurement failed), not the figures, and leaves BENCHMARKS.md alone.
 #
@@ -110,6 +113,8 @@ cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
+  # The bridge plugin leaves its bridge when the last pod goes.
+  if [[ -n "${BRIDGE:-}" && -e /sys/class/net/$BRIDGE ]]; then ip link del "$BRIDGE"; fi
   if ((rc != 0 && rc != 130 && rc != 143)); then
     local f
     for f in containerd.log crius.log registry.log; do
@@ -254,9 +259,24 @@ IMAGE=127.0.0.1:$REG_PORT/crius-bench/bench:1
 mkdir -p "$T/cni/bin"
 ln -s /usr/lib/cni/loopback "$T/cni/bin/loopback"
 gcc -static -Os -s -o "$T/cni/bin/bench-ip" scripts/bench/cni-ip.c
-cat >"$T/cni/net.d/10-bench.conflist" <<'EOF'
+BRIDGE=""
+if [[ "${BENCH_CNI:-loopback}" == bridge ]]; then
+  # BENCH_CNI=bridge: a real bridge + host-local network (what `crius init-network` writes), private
+  # to this run: its own bridge name, a /24 of 10.209.0.0/16 and host-local data dir.
+  BRIDGE=crb${T##*.}
+  BRIDGE=${BRIDGE:0:15}
+  ln -s /usr/lib/cni/bridge "$T/cni/bin/bridge"
+  ln -s /usr/lib/cni/host-local "$T/cni/bin/host-local"
+  NET3=$((RANDOM % 250 + 2))
+  cat >"$T/cni/net.d/10-bench.conflist" <<EOF
+{"cniVersion":"1.0.0","name":"bench","plugins":[{"type":"bridge","bridge":"$BRIDGE","isGateway":true,"ipMasq":false,
+"ipam":{"type":"host-local","ranges":[[{"subnet":"10.209.$NET3.0/24"}]],"dataDir":"$T/cni/ipam"}},{"type":"loopback"}]}
+EOF
+else
+  cat >"$T/cni/net.d/10-bench.conflist" <<'EOF'
 {"cniVersion":"1.0.0","name":"bench","plugins":[{"type":"loopback"},{"type":"bench-ip"}]}
 EOF
+fi
 cat >"$CTRD_DIR/config.toml" <<EOF
 version = 2
 root = "$CTRD_DIR/root"
