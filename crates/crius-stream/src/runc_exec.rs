@@ -96,7 +96,7 @@ impl ExecBackend for RuncExec {
             (cmd.spawn().map_err(spawn_err)?, None)
         };
         let exec_proc = Arc::new(std::sync::Mutex::new(None));
-        let mut guard = ExecGuard { child: Some(child), exec_proc: exec_proc.clone() };
+        let mut guard = ExecGuard { child: Some(child), exec_proc: exec_proc.clone(), pid_file: pid_file.clone() };
         let runtime_pid = guard.pid();
         // The exec'd process's identity (pid and start time), taken as soon as the runtime
         // names it: runc's exec'd process is not its child (it is reparented past it), so
@@ -219,6 +219,9 @@ async fn reader_to_pty(mut input: BoxRead, master: PtyMaster) {
 struct ExecGuard {
     child: Option<Child>,
     exec_proc: Arc<std::sync::Mutex<Option<ProcId>>>,
+    /// Read once more at drop: the watcher polls, and a client can leave between the runtime
+    /// writing the file and the watcher's next look.
+    pid_file: PathBuf,
 }
 
 impl ExecGuard {
@@ -239,7 +242,7 @@ impl ExecGuard {
 impl Drop for ExecGuard {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        let exec_proc = *crate::sync::lock(&self.exec_proc);
+        let exec_proc = crate::sync::lock(&self.exec_proc).or_else(|| read_pid_file(&self.pid_file));
         if let Some(proc_id) = exec_proc {
             match proctree::kill_tree(proc_id) {
                 Ok(killed) => tracing::debug!(pid = proc_id.pid, killed, "killed an abandoned exec"),
@@ -250,13 +253,17 @@ impl Drop for ExecGuard {
     }
 }
 
+/// The process the runtime's pid file names, with its start time (None: no file yet, or gone).
+fn read_pid_file(pid_file: &std::path::Path) -> Option<ProcId> {
+    let pid = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok())?;
+    proc_start_time(pid).map(|start_time| ProcId { pid, start_time })
+}
+
 /// Waits for the runtime's pid file and records the process it names, with its start time.
 async fn watch_pid_file(pid_file: PathBuf, slot: Arc<std::sync::Mutex<Option<ProcId>>>) {
     for _ in 0..2000 {
-        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
-            if let Some(start_time) = proc_start_time(pid) {
-                *crate::sync::lock(&slot) = Some(ProcId { pid, start_time });
-            }
+        if let Some(proc_id) = read_pid_file(&pid_file) {
+            *crate::sync::lock(&slot) = Some(proc_id);
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
