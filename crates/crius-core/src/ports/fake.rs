@@ -77,19 +77,32 @@ impl Fakes {
     fn op(&self, name: &'static str, id: &str) -> Result<std::sync::MutexGuard<'_, World>> {
         let mut w = self.world();
         w.log.push(format!("{name} {}", short(id)));
-        match w.fail_next.get_mut(name) {
-            Some(0) => {
-                w.fail_next.remove(name);
-                return Err(Error::internal(format!("{name} {id}"), "injected fault"));
-            }
-            Some(skip) => *skip -= 1,
-            None => {}
-        }
+        injected_fault(&mut w.fail_next, name, id)?;
         Ok(w)
     }
 }
 
-fn short(id: &str) -> &str {
+/// One-shot fault injection shared by the fakes: the call of `name` that `fail_next` counts down
+/// to fails, once.
+pub(crate) fn injected_fault(
+    fail_next: &mut BTreeMap<&'static str, usize>,
+    name: &'static str,
+    id: &str,
+) -> Result<()> {
+    match fail_next.get_mut(name) {
+        Some(0) => {
+            fail_next.remove(name);
+            Err(Error::internal(format!("{name} {id}"), "injected fault"))
+        }
+        Some(skip) => {
+            *skip -= 1;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(6)]
 }
 

@@ -78,7 +78,7 @@ impl ContainerFakes {
     pub fn add_image(&self, name: &str, config: ImageConfigInfo) -> Digest {
         let mut w = self.world();
         let hex = format!("{:064x}", w.images.len() + 1);
-        let id = Digest::from_sha256_hex(&hex).unwrap_or_else(|_| unreachable_digest());
+        let id = Digest::from_sha256_hex(&hex).expect("64 hex characters are a sha256 digest");
         w.images.push(ImageRecord {
             id: id.clone(),
             repo_tags: vec![name.to_string()],
@@ -122,22 +122,10 @@ impl ContainerFakes {
 
     fn op(&self, name: &'static str, id: &str) -> Result<std::sync::MutexGuard<'_, ContainerWorld>> {
         let mut w = self.world();
-        w.log.push(format!("{name} {}", &id[..id.len().min(6)]));
-        match w.fail_next.get_mut(name) {
-            Some(0) => {
-                w.fail_next.remove(name);
-                return Err(Error::internal(format!("{name} {id}"), "injected fault"));
-            }
-            Some(skip) => *skip -= 1,
-            None => {}
-        }
+        w.log.push(format!("{name} {}", super::fake::short(id)));
+        super::fake::injected_fault(&mut w.fail_next, name, id)?;
         Ok(w)
     }
-}
-
-fn unreachable_digest() -> Digest {
-    // 64 hex characters always parse; this is only the type checker's fallback.
-    Digest::from_sha256_hex(&"0".repeat(64)).unwrap_or_else(|_| panic!("a 64-hex digest must parse"))
 }
 
 impl StateStore<ContainerRecord> for ContainerFakes {

@@ -64,18 +64,8 @@ impl FakeNetwork {
     /// Logs the call and fails it if a fault was injected for `name`.
     fn op(&self, name: &'static str, id: &str) -> Result<()> {
         let mut w = self.fakes.world();
-        w.log.push(format!("{name} {}", &id[..id.len().min(6)]));
-        match w.fail_next.get_mut(name) {
-            Some(0) => {
-                w.fail_next.remove(name);
-                Err(Error::internal(format!("{name} {id}"), "injected fault"))
-            }
-            Some(skip) => {
-                *skip -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        w.log.push(format!("{name} {}", super::fake::short(id)));
+        super::fake::injected_fault(&mut w.fail_next, name, id)
     }
 }
 
