@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
@@ -26,6 +27,43 @@ pub(crate) struct LayerJob<'a> {
     pub size: u64,
     pub diff_id: &'a Digest,
     pub chain_id: &'a Digest,
+    pub siblings: &'a Siblings,
+}
+
+/// The layer jobs of one pull: once one fails, the others stop at their next chunk.
+#[derive(Default)]
+pub(crate) struct Siblings {
+    failed: AtomicBool,
+}
+
+impl Siblings {
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    fn check(&self, digest: &Digest) -> Result<(), ImageError> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(ImageError::Cancelled { what: format!("layer {digest}: another layer of the pull failed") });
+        }
+        Ok(())
+    }
+
+    /// The sizes, or the error that failed the pull (not a sibling's stop that followed it).
+    pub(crate) fn first_error(&self, results: Vec<Result<u64, ImageError>>) -> Result<Vec<u64>, ImageError> {
+        let mut sizes = Vec::with_capacity(results.len());
+        let mut stopped = None;
+        for result in results {
+            match result {
+                Ok(size) => sizes.push(size),
+                Err(e @ ImageError::Cancelled { .. }) => stopped = stopped.or(Some(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        match stopped {
+            Some(e) => Err(e),
+            None => Ok(sizes),
+        }
+    }
 }
 
 enum Role {
@@ -68,6 +106,9 @@ impl Inner {
                 Role::Lead(tx) => {
                     let _entry = InflightEntry { inner: self, chain_id: job.chain_id };
                     let result = self.download_layer(client, &job, work, progress).await;
+                    if result.is_err() {
+                        job.siblings.fail();
+                    }
                     let _ = tx.send(Some(result.is_ok()));
                     return result;
                 }
@@ -103,6 +144,7 @@ impl Inner {
             .acquire()
             .await
             .map_err(|_| ImageError::Cancelled { what: format!("downloading layer {}", job.digest) })?;
+        job.siblings.check(job.digest)?;
         let started = Instant::now();
         let dest = work.join(job.chain_id.hex());
         std::fs::create_dir(&dest).map_err(ImageError::io("creating", &dest))?;
@@ -114,6 +156,7 @@ impl Inner {
         let mut stream = response.bytes_stream();
         let streamed: Result<(), ImageError> = async {
             while let Some(chunk) = client.timed(stream.next(), &what).await? {
+                job.siblings.check(job.digest)?;
                 let chunk = chunk.map_err(|e| client.unreachable(e))?;
                 hasher.update(&chunk);
                 progress.add_bytes(chunk.len());

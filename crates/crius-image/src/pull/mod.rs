@@ -81,6 +81,7 @@ impl Inner {
         let work = self.layout.work_dir("pull")?;
         let progress = Progress::new(&shown, layers.iter().map(|l| l.size).sum(), layers.len());
         let _ticker = progress.clone().tick_every(std::time::Duration::from_secs(5));
+        let siblings = layer::Siblings::default();
         let jobs = layers.iter().enumerate().map(|(i, desc)| {
             let job = layer::LayerJob {
                 reference: &shown,
@@ -88,10 +89,13 @@ impl Inner {
                 size: desc.size,
                 diff_id: &diff_ids[i],
                 chain_id: &chains[i],
+                siblings: &siblings,
             };
             self.ensure_layer(client, job, work.path(), &progress)
         });
-        let unpacked_sizes = futures_util::future::try_join_all(jobs).await?;
+        // Every job runs to its end (a failed one stops the others early): a job dropped
+        // mid-stream would leave its unpacker writing into the work dir while it is removed.
+        let unpacked_sizes = siblings.first_error(futures_util::future::join_all(jobs).await)?;
 
         let layer_infos: Vec<LayerInfo> = (0..layers.len())
             .map(|i| LayerInfo {
