@@ -12,6 +12,8 @@
 //!   `ExitRecords`.
 
 pub mod args;
+pub mod attach_client;
+pub mod attach_wire;
 pub mod client;
 pub mod crilog;
 pub mod error;

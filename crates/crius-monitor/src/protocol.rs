@@ -11,6 +11,8 @@
 //!   container's stdio held by the monitor; the reply carries `"container":{"pid":..,"start_time":..}`.
 //! - `{"v":1,"op":"start_container","container_id":".."}` runs `runtime start`.
 //! - `{"v":1,"op":"reopen_log","container_id":".."}` reopens the container's CRI log file.
+//! - `{"v":1,"op":"attach","container_id":"..","stdin":..,"stdout":..,"stderr":..}`: after the
+//!   reply, the connection carries the frames of [`crate::attach_wire`] both ways.
 //!
 //! When a container exits the monitor writes its `ContainerExit` to `<run_dir>/exits/<id>`.
 
@@ -47,6 +49,9 @@ pub enum Op {
     StartContainer { container_id: String },
     /// Reopen the container's log file (the kubelet renamed it).
     ReopenLog { container_id: String },
+    /// Attach to the container's stdio: after an ok reply the connection carries
+    /// [`crate::attach_wire`] frames until the container's output ends.
+    Attach { container_id: String, stdin: bool, stdout: bool, stderr: bool },
 }
 
 impl Op {
@@ -58,6 +63,7 @@ impl Op {
             Op::CreateContainer { .. } => "create_container",
             Op::StartContainer { .. } => "start_container",
             Op::ReopenLog { .. } => "reopen_log",
+            Op::Attach { .. } => "attach",
         }
     }
 }

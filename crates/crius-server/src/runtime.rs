@@ -392,8 +392,32 @@ impl RuntimeService for CriRuntimeService {
         Ok(Response::new(cri::ExecResponse { url }))
     }
 
-    async fn attach(&self, _request: Request<cri::AttachRequest>) -> Result<Response<cri::AttachResponse>, Status> {
-        not_yet("Attach")
+    async fn attach(&self, request: Request<cri::AttachRequest>) -> Result<Response<cri::AttachResponse>, Status> {
+        let r = request.into_inner();
+        let container_id = self.running_container(r.container_id)?;
+        let config = self.containers.status(&container_id).map_err(to_status)?.record.config;
+        if r.stdin && !config.stdin {
+            return Err(Status::failed_precondition(format!(
+                "Attach: container {container_id} was not created with stdin open (stdin: true in its config), \
+                 so there is no stdin to attach to"
+            )));
+        }
+        if r.tty && r.stderr {
+            return Err(Status::invalid_argument("Attach: tty and stderr cannot both be true"));
+        }
+        let url = self
+            .streams
+            .get_attach(crius_stream::AttachRequest {
+                container_id,
+                // The container's own: its output is a terminal or it is not, whatever is asked;
+                // a terminal has no stderr of its own (it is merged into stdout).
+                tty: config.tty,
+                stdin: r.stdin,
+                stdout: r.stdout,
+                stderr: r.stderr && !config.tty,
+            })
+            .map_err(stream_status)?;
+        Ok(Response::new(cri::AttachResponse { url }))
     }
 
     async fn port_forward(

@@ -276,25 +276,27 @@ fn object_counts(containers: &ContainerService) -> crius_metrics::ObjectCounts {
     crius_metrics::ObjectCounts { pods: pods.to_vec(), containers: ctrs.to_vec() }
 }
 
-/// The streaming server: exec through the container's OCI runtime, port-forward inside the pod's
-/// network namespace.
+/// The streaming server: exec through the container's OCI runtime, attach through its pod's
+/// monitor, port-forward inside the pod's network namespace.
 async fn stream_server(
     config: &Config,
     containers: &Arc<ContainerService>,
 ) -> anyhow::Result<crius_stream::StreamServer> {
-    let resolver = Arc::downgrade(containers);
-    let resolve: crius_stream::runc_exec::ResolveRuntime = Arc::new(move |id: &str| {
+    // Weak: the server must not keep the container service alive past shutdown.
+    let lookup = |containers: &std::sync::Weak<ContainerService>, id: &str| {
         let containers =
-            resolver.upgrade().ok_or_else(|| crius_stream::BackendError::Runtime("crius is stopping".into()))?;
-        containers
-            .status(id)
-            .map(|v| v.record.runtime)
-            .map_err(|_| crius_stream::BackendError::NotFound(id.to_string()))
-    });
+            containers.upgrade().ok_or_else(|| crius_stream::BackendError::Runtime("crius is stopping".into()))?;
+        containers.status(id).map_err(|_| crius_stream::BackendError::NotFound(id.to_string()))
+    };
+    let weak = Arc::downgrade(containers);
+    let resolve: crius_stream::runc_exec::ResolveRuntime =
+        Arc::new(move |id: &str| lookup(&weak, id).map(|v| v.record.runtime));
+    let weak = Arc::downgrade(containers);
+    let pod_of: crate::adapters::attach::ResolvePod =
+        Arc::new(move |id: &str| lookup(&weak, id).map(|v| v.record.pod_id));
     let backends = crius_stream::Backends {
         exec: Arc::new(crius_stream::runc_exec::RuncExec::new(resolve, config.state.join("exec"))),
-        // Attach answers Unimplemented at the CRI call, so no session ever reaches this.
-        attach: Arc::new(NoAttach),
+        attach: Arc::new(crate::adapters::attach::MonitorAttach::new(config.state.clone(), pod_of)),
         port_forward: Arc::new(crius_stream::netns::NetnsPortForward::default()),
     };
     let s = &config.streaming;
@@ -306,21 +308,8 @@ async fn stream_server(
     };
     let server =
         crius_stream::StreamServer::start(server_config, backends).await.context("starting the streaming server")?;
-    tracing::info!(url = %server.base_url(), "streaming server for exec and port-forward");
+    tracing::info!(url = %server.base_url(), "streaming server for exec, attach and port-forward");
     Ok(server)
-}
-
-struct NoAttach;
-
-#[async_trait::async_trait]
-impl crius_stream::AttachBackend for NoAttach {
-    async fn attach(
-        &self,
-        _request: &crius_stream::AttachRequest,
-        _io: crius_stream::SessionIo,
-    ) -> Result<(), crius_stream::BackendError> {
-        Err(crius_stream::BackendError::Runtime("attach is not implemented by this version of crius".into()))
-    }
 }
 
 /// Binds the CRI socket (mode 0660). A stale socket file is replaced; a live one means another

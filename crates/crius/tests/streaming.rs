@@ -1,5 +1,6 @@
-//! Exec and PortForward through a real daemon (run as root): the CRI call returns a URL, a SPDY
-//! client (crius-stream's, speaking what the kubelet speaks) connects to it.
+//! Exec, Attach and PortForward through a real daemon (run as root): the CRI call returns a URL,
+//! a SPDY client (crius-stream's, speaking what the kubelet speaks) or a WebSocket client (what
+//! newer kubectl speaks) connects to it.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use crius_stream::request::StreamOptions;
 use crius_testkit::cri;
 use crius_testkit::image_builder::catalog;
 use crius_testkit::shared_registry::SharedRegistry;
-use crius_testkit::{TestDaemon, pod_config};
+use crius_testkit::{PodConfigExt, TestDaemon, pod_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crius");
 const V4: &str = "v4.channel.k8s.io";
@@ -22,6 +23,14 @@ static REG: LazyLock<SharedRegistry> = LazyLock::new(|| {
 
 /// A daemon with a pod running `sleep` in a busybox container; (daemon, pod id, container id).
 async fn running_container(name: &str) -> (TestDaemon, String, String) {
+    running_container_with(name, |_| {}).await
+}
+
+/// The same, with the container's config changed by `change` first.
+async fn running_container_with(
+    name: &str,
+    change: impl FnOnce(&mut cri::ContainerConfig),
+) -> (TestDaemon, String, String) {
     let td = TestDaemon::start(BIN).await.unwrap_or_else(|e| panic!("the daemon did not start: {e}"));
     let image = REG.reference("busybox");
     let pull = cri::PullImageRequest {
@@ -29,7 +38,8 @@ async fn running_container(name: &str) -> (TestDaemon, String, String) {
         ..Default::default()
     };
     td.image().pull_image(pull).await.unwrap_or_else(|s| panic!("pull: {}", s.message()));
-    let pod_cfg = pod_config(name);
+    let logs = log_dir(&td);
+    let pod_cfg = pod_config(name).log_directory(&logs.to_string_lossy());
     let pod = td.run_pod(pod_cfg.clone()).await.unwrap_or_else(|s| panic!("run pod: {}", s.message()));
     let config = cri::ContainerConfig {
         metadata: Some(cri::ContainerMetadata { name: "main".into(), attempt: 0 }),
@@ -37,6 +47,8 @@ async fn running_container(name: &str) -> (TestDaemon, String, String) {
         command: vec!["sleep".into(), "1000".into()],
         ..Default::default()
     };
+    let mut config = config;
+    change(&mut config);
     let create = cri::CreateContainerRequest {
         pod_sandbox_id: pod.clone(),
         config: Some(config),
@@ -145,6 +157,174 @@ async fn port_forward_reaches_a_server_in_the_pod() {
     let echoed = tokio::time::timeout(Duration::from_secs(20), read_to_end(&data)).await.expect("echo in time");
     assert_eq!(echoed, b"ping through the pod");
     let _ = server.join();
+    td.remove_pod(&pod).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+/// The pods' log directory, inside the test's own dir (removed with it).
+fn log_dir(td: &TestDaemon) -> std::path::PathBuf {
+    td.root().join("pod-logs")
+}
+
+/// Waits until the container has exited; its exit code.
+async fn exit_code_of(td: &TestDaemon, id: &str) -> i32 {
+    for _ in 0..200 {
+        let status = td
+            .runtime()
+            .container_status(cri::ContainerStatusRequest { container_id: id.to_string(), verbose: false })
+            .await
+            .expect("status")
+            .into_inner()
+            .status
+            .expect("a status");
+        if status.state == cri::ContainerState::ContainerExited as i32 {
+            return status.exit_code;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("container {id} did not exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_passes_stdin_and_output_and_stdin_once_ends_the_input() {
+    let script = "echo started; while read line; do echo \"out $line\"; echo \"err $line\" >&2; done; echo bye; exit 4";
+    let (td, pod, id) = running_container_with("stream-attach", |c| {
+        c.command = vec!["sh".into(), "-c".into(), script.into()];
+        c.stdin = true;
+        c.stdin_once = true;
+        c.log_path = "main.log".into();
+    })
+    .await;
+    let attach =
+        cri::AttachRequest { container_id: id[..12].to_string(), stdin: true, tty: false, stdout: true, stderr: true };
+    let url = td.runtime().attach(attach).await.unwrap_or_else(|s| panic!("Attach: {}", s.message())).into_inner().url;
+    assert!(url.starts_with("http://127.0.0.1:") && url.contains("/attach/"), "{url}");
+    let session = client::spdy_connect(&url, &[V4]).await.expect("connect");
+    let s = session
+        .remote_command(StreamOptions { tty: false, stdin: true, stdout: true, stderr: true })
+        .await
+        .expect("streams");
+    let stdin = s.stdin.as_ref().expect("stdin");
+    stdin.send(Bytes::from_static(b"one\n")).await.expect("send");
+    stdin.send(Bytes::from_static(b"two\n")).await.expect("send");
+    // Closing the client's stdin closes the container's (stdin_once): its loop ends.
+    stdin.finish().await.expect("close stdin");
+    let out = tokio::time::timeout(Duration::from_secs(20), read_to_end(s.stdout.as_ref().expect("stdout")))
+        .await
+        .expect("stdout in time");
+    // "started" may come before the attach: only what follows it is certain.
+    let out = String::from_utf8_lossy(&out).replace("started\n", "");
+    if out.is_empty() {
+        let error = String::from_utf8_lossy(&read_to_end(&s.error).await).into_owned();
+        panic!("no output; error stream: {error}\n{}", td.log_tail(30));
+    }
+    assert_eq!(out, "out one\nout two\nbye\n");
+    assert_eq!(read_to_end(s.stderr.as_ref().expect("stderr")).await, b"err one\nerr two\n");
+    assert_eq!(exit_code(&read_to_end(&s.error).await), Ok(0), "the attach session itself succeeded");
+    assert_eq!(exit_code_of(&td, &id).await, 4);
+    // What the attach saw also went to the CRI log.
+    let log = std::fs::read_to_string(log_dir(&td).join("main.log")).expect("the container's log");
+    for line in ["out one", "err two", "bye"] {
+        assert!(log.contains(line), "{line:?} in the log:\n{log}");
+    }
+    assert_eq!(client::get_status(&url).await.ok(), Some(404), "the URL is single-use");
+
+    // An exited container cannot be attached to.
+    let again = cri::AttachRequest { container_id: id.clone(), stdin: false, tty: false, stdout: true, stderr: false };
+    assert_eq!(td.runtime().attach(again).await.expect_err("exited").code(), tonic::Code::FailedPrecondition);
+    td.remove_pod(&pod).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_over_websocket_to_a_terminal_with_resize() {
+    let (td, pod, id) = running_container_with("stream-attach-tty", |c| {
+        c.command = vec!["sh".into(), "-c".into(), "read go; stty size; read done; exit 0".into()];
+        c.stdin = true;
+        c.tty = true;
+    })
+    .await;
+    let attach = cri::AttachRequest { container_id: id.clone(), stdin: true, tty: true, stdout: true, stderr: false };
+    let url = td.runtime().attach(attach).await.unwrap_or_else(|s| panic!("Attach: {}", s.message())).into_inner().url;
+    let mut ws = client::ws_connect(&url, &["v5.channel.k8s.io"]).await.expect("connect");
+    assert_eq!(ws.protocol, "v5.channel.k8s.io");
+    ws.send(4, br#"{"Width":101,"Height":33}"#).await.expect("resize");
+    // The resize and the stdin travel separately: let the resize land first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws.send(0, b"go\r").await.expect("stdin");
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen).contains("33 101") {
+        let (channel, data) =
+            tokio::time::timeout_at(deadline, ws.recv()).await.expect("the size in time").expect("a message");
+        assert_ne!(channel, 2, "a terminal has no stderr: {data:?}");
+        if channel == 1 {
+            seen.extend_from_slice(&data);
+        }
+    }
+    ws.send(0, b"done\r").await.expect("stdin");
+    let rest = tokio::time::timeout(Duration::from_secs(20), ws.collect()).await.expect("the end in time");
+    assert_eq!(exit_code(rest.get(&3).map(Vec::as_slice).unwrap_or_default()), Ok(0), "{rest:?}");
+    assert_eq!(exit_code_of(&td, &id).await, 0);
+    td.remove_pod(&pod).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_refuses_what_the_container_cannot_give() {
+    let (td, pod, id) = running_container("stream-attach-bad").await;
+    let ask = |stdin, tty, stdout, stderr| cri::AttachRequest { container_id: id.clone(), stdin, tty, stdout, stderr };
+    let err = td.runtime().attach(ask(true, false, true, false)).await.expect_err("no stdin");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("stdin"), "{}", err.message());
+    let err = td.runtime().attach(ask(false, true, true, true)).await.expect_err("tty and stderr");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = td.runtime().attach(ask(false, false, false, false)).await.expect_err("no stream");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let unknown =
+        cri::AttachRequest { container_id: "nope".into(), stdin: false, tty: false, stdout: true, stderr: false };
+    assert_eq!(td.runtime().attach(unknown).await.expect_err("unknown").code(), tonic::Code::NotFound);
+
+    // A client that attaches and leaves: the container runs on, and its monitor keeps no
+    // descriptor of the session.
+    let monitor = td.pod_info(&pod).await.expect("info").monitor_pid.expect("a monitor");
+    let fds = || std::fs::read_dir(format!("/proc/{monitor}/fd")).map(|d| d.count()).unwrap_or(0);
+    let before = fds();
+    let url = td.runtime().attach(ask(false, false, true, true)).await.expect("attach").into_inner().url;
+    let session = client::spdy_connect(&url, &[V4]).await.expect("connect");
+    let s = session
+        .remote_command(StreamOptions { tty: false, stdin: false, stdout: true, stderr: true })
+        .await
+        .expect("streams");
+    let mut attached = false;
+    for _ in 0..100 {
+        attached = fds() > before;
+        if attached {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(attached, "the monitor holds the attach connection while the session lasts");
+    drop(s);
+    drop(session);
+    let mut after = fds();
+    for _ in 0..100 {
+        if after == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = fds();
+    }
+    assert_eq!(after, before, "the monitor let go of the attach connection");
+    let status = td
+        .runtime()
+        .container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false })
+        .await
+        .expect("status")
+        .into_inner()
+        .status
+        .expect("a status");
+    assert_eq!(status.state, cri::ContainerState::ContainerRunning as i32);
     td.remove_pod(&pod).await.expect("remove");
     td.assert_no_leaks().await;
 }

@@ -51,13 +51,16 @@ pub(crate) fn serve(pod: &mut Pod, listener: &UnixListener, signals: &SignalFd, 
                 }
             }
             let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-            let outputs_ready: Vec<containers::Key> =
-                outputs.iter().zip(&fds[fixed..]).filter(|(_, fd)| ready(fd)).map(|((key, _), _)| *key).collect();
+            let outputs_ready: Vec<(containers::Key, PollFlags)> = outputs
+                .iter()
+                .zip(&fds[fixed..])
+                .filter_map(|((key, _, _), fd)| Some((*key, fd.revents().filter(|r| !r.is_empty())?)))
+                .collect();
             (ready(&fds[0]), ready(&fds[1]), stdin.is_some() && ready(&fds[2]), outputs_ready)
         };
         // Output first: a container's last lines go to its log before its exit is recorded.
-        for key in outputs_ready {
-            pod.containers.on_readable(key);
+        for (key, events) in outputs_ready {
+            pod.containers.on_ready(key, events);
         }
         if signal_ready && let Flow::Exit(code) = on_signals(pod, signals) {
             return code;
@@ -192,6 +195,19 @@ fn serve_one(pod: &mut Pod, mut stream: UnixStream) -> Flow {
         },
         Ok(Op::StartContainer { container_id }) => (reply(pod.containers.start(&container_id)), Flow::Continue),
         Ok(Op::ReopenLog { container_id }) => (reply(pod.containers.reopen_log(&container_id)), Flow::Continue),
+        Ok(Op::Attach { container_id, stdin, stdout, stderr }) => {
+            // The connection stays open as the attach stream: the reply is its first line.
+            let wants = containers::Wants { stdin, stdout, stderr };
+            let accepted = pod.containers.check_attach(&container_id, wants);
+            let ok = accepted.is_ok();
+            if stream.write_all(encode_line(&reply(accepted)).as_bytes()).is_ok()
+                && ok
+                && let Err(e) = pod.containers.attach(&container_id, stream, wants)
+            {
+                log!("attaching to container {container_id}: {e}");
+            }
+            return Flow::Continue;
+        }
         Err(message) => (Response::error(message), Flow::Continue),
     };
     // A client that went away does not change what was done.

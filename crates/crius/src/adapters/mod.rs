@@ -1,6 +1,8 @@
-//! The adapters the binary owns: files on disk for pod records and pod files.
+//! The adapters the binary owns: files on disk for pod records and pod files, attach through
+//! the pod monitors.
 
 pub mod atomic;
+pub mod attach;
 pub mod container_fs;
 pub mod pod_files;
 pub mod securejoin;

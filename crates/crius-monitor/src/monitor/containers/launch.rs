@@ -107,6 +107,8 @@ fn connect_pipes(command: &mut Command, stdin: bool) -> Result<(Vec<Output>, Opt
     let stdin_w = if stdin {
         let (in_r, in_w) = pipe()?;
         command.stdin(Stdio::from(in_r));
+        // Attach clients' stdin is written from the monitor's loop, which must never block.
+        super::output::set_nonblocking(&in_w).map_err(|e| format!("configuring the stdin pipe: {e}"))?;
         Some(in_w)
     } else {
         command.stdin(Stdio::null());

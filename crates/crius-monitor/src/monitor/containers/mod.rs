@@ -3,12 +3,14 @@
 //! recorded (with OOM kills) to `<run_dir>/exits/<id>`. Everything runs on the monitor's one
 //! loop: the loop polls the descriptors [`Containers::pollable`] lists and calls back.
 
+mod attach;
 mod console;
 mod launch;
 mod logfile;
 mod output;
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +25,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+pub(crate) use self::attach::Wants;
+use self::attach::{Attachment, Input};
 use self::logfile::LogFile;
 use self::output::Output;
 use super::log::log;
@@ -40,8 +44,16 @@ const READ_BUFFER: usize = 32 * 1024;
 /// How long the runtime's `delete` of a killed container may take at shutdown.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A descriptor to poll: (container serial, output index).
-pub(crate) type Key = (u64, usize);
+/// A descriptor to poll, by what it is to the container with that serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// Output stream `index` (stdout, stderr, or the pty).
+    Output(u64, usize),
+    /// The attach client with that serial.
+    Attach(u64, u64),
+    /// The container's stdin, while attach clients have bytes waiting for it.
+    Stdin(u64),
+}
 
 struct Container {
     id: String,
@@ -51,8 +63,14 @@ struct Container {
     /// The monitor's files for it: <pod>/containers/<id>.
     files: PathBuf,
     outputs: Vec<Output>,
-    /// Held for attach (not written yet); closed when the container exits.
+    /// The write end of the stdin pipe (not for a terminal: its stdin is the pty); closed when
+    /// the container exits, or when the first attach client's stdin ends with `stdin_once`.
     stdin: Option<OwnedFd>,
+    /// Created with stdin open (CRI `stdin`), `stdin_once`, and a terminal.
+    stdin_open: bool,
+    stdin_once: bool,
+    tty: bool,
+    attached: Vec<Attachment>,
     log: Option<LogFile>,
     /// The cgroup's oom_kill counter file and its value at create.
     oom: Option<(PathBuf, u64)>,
@@ -72,6 +90,7 @@ pub(crate) struct Containers {
     /// delete at shutdown; pruned once the runtime's state of one is gone (the daemon deleted it).
     made: Vec<(String, RuntimeHandler)>,
     next_serial: u64,
+    next_attach: u64,
     buf: Vec<u8>,
     lines: Vec<u8>,
 }
@@ -86,6 +105,7 @@ impl Containers {
             list: Vec::new(),
             made: Vec::new(),
             next_serial: 0,
+            next_attach: 0,
             buf: Vec::new(),
             lines: Vec::new(),
         }
@@ -134,6 +154,10 @@ impl Containers {
             files,
             outputs: launched.outputs,
             stdin: launched.stdin,
+            stdin_open: launch.stdin,
+            stdin_once: launch.stdin_once,
+            tty: launch.tty,
+            attached: Vec::new(),
             log,
             oom,
             cgroup: launch.cgroup.clone(),
@@ -162,19 +186,105 @@ impl Containers {
         }
     }
 
-    /// Every open output, to poll for reading.
-    pub fn pollable(&self) -> Vec<(Key, BorrowedFd<'_>)> {
-        self.list
-            .iter()
-            .flat_map(|c| c.outputs.iter().enumerate().filter_map(move |(i, o)| Some(((c.serial, i), o.fd()?))))
-            .collect()
+    /// Every descriptor to poll, with what to poll it for: open outputs (read), attach clients
+    /// (read their frames, write their output) and stdin that clients wait to write.
+    pub fn pollable(&self) -> Vec<(Key, BorrowedFd<'_>, PollFlags)> {
+        let mut fds = Vec::new();
+        for c in &self.list {
+            for (i, o) in c.outputs.iter().enumerate() {
+                if let Some(fd) = o.fd() {
+                    fds.push((Key::Output(c.serial, i), fd, PollFlags::POLLIN));
+                }
+            }
+            for a in &c.attached {
+                let mut flags = PollFlags::empty();
+                flags.set(PollFlags::POLLIN, a.wants_input());
+                flags.set(PollFlags::POLLOUT, a.wants_write());
+                // Hang-ups are reported whatever is asked, so even a client with stdin waiting
+                // is seen to leave.
+                fds.push((Key::Attach(c.serial, a.serial), a.fd(), flags));
+            }
+            if c.attached.iter().any(Attachment::has_pending_stdin)
+                && let Some(fd) = c.stdin_target()
+            {
+                fds.push((Key::Stdin(c.serial), fd, PollFlags::POLLOUT));
+            }
+        }
+        fds
     }
 
-    /// Output is ready to read.
-    pub fn on_readable(&mut self, key: Key) {
-        let Some(index) = self.list.iter().position(|c| c.serial == key.0) else { return };
-        self.pump(index, Some(key.1));
+    /// A polled descriptor is ready.
+    pub fn on_ready(&mut self, key: Key, events: PollFlags) {
+        let serial = match key {
+            Key::Output(serial, _) | Key::Attach(serial, _) | Key::Stdin(serial) => serial,
+        };
+        let Some(index) = self.list.iter().position(|c| c.serial == serial) else { return };
+        match key {
+            Key::Output(_, output) => self.pump(index, Some(output)),
+            Key::Attach(_, client) => self.on_attach_ready(index, client, events),
+            Key::Stdin(_) => self.feed_stdin(index),
+        }
         self.forget_if_done(index);
+    }
+
+    /// Whether a client may attach to `id` with `wants`.
+    pub fn check_attach(&self, id: &str, wants: Wants) -> Result<(), String> {
+        let c = self.find(id)?;
+        if c.exited {
+            return Err(format!("container {id} has exited: nothing to attach to"));
+        }
+        if wants.stdin && !c.stdin_open {
+            return Err(format!("container {id} was not created with stdin open (stdin: true in its config)"));
+        }
+        Ok(())
+    }
+
+    /// Adds an attach client (checked with [`Containers::check_attach`]).
+    pub fn attach(&mut self, id: &str, stream: UnixStream, wants: Wants) -> Result<(), String> {
+        self.check_attach(id, wants)?;
+        self.next_attach += 1;
+        let serial = self.next_attach;
+        let a = Attachment::new(serial, stream, wants).map_err(|e| format!("configuring the connection: {e}"))?;
+        let c = self.list.iter_mut().find(|c| c.id == id).ok_or_else(|| unknown(id))?;
+        c.attached.push(a);
+        log!(
+            "container {id}: attach client {serial} (stdin {}, stdout {}, stderr {})",
+            wants.stdin,
+            wants.stdout,
+            wants.stderr
+        );
+        Ok(())
+    }
+
+    fn on_attach_ready(&mut self, index: usize, client: u64, events: PollFlags) {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; READ_BUFFER];
+        }
+        let c = &mut self.list[index];
+        let Container { attached, outputs, stdin, tty, stdin_open, exited, .. } = c;
+        let Some(a) = attached.iter_mut().find(|a| a.serial == client) else { return };
+        if events.contains(PollFlags::POLLOUT) {
+            a.flush();
+        }
+        let mut inputs = Vec::new();
+        let hung_up = events.intersects(PollFlags::POLLHUP | PollFlags::POLLERR);
+        if hung_up || events.contains(PollFlags::POLLIN) {
+            inputs = a.read_input(&mut self.buf, hung_up);
+            inputs.extend(a.write_stdin(stdin_fd(*tty, *stdin_open && !*exited, outputs, stdin)));
+        }
+        c.apply(inputs);
+        c.attached.retain(|a| !a.is_gone());
+    }
+
+    /// The container's stdin can take more: write what clients have waiting.
+    fn feed_stdin(&mut self, index: usize) {
+        let c = &mut self.list[index];
+        let Container { attached, outputs, stdin, tty, stdin_open, exited, .. } = c;
+        let mut inputs = Vec::new();
+        for a in attached.iter_mut() {
+            inputs.extend(a.write_stdin(stdin_fd(*tty, *stdin_open && !*exited, outputs, stdin)));
+        }
+        c.apply(inputs);
     }
 
     /// A child was reaped; false when it is not one of the containers (a runtime helper).
@@ -273,9 +383,16 @@ impl Containers {
         let c = &mut self.list[index];
         for (i, output) in c.outputs.iter_mut().enumerate() {
             if only.is_none_or(|o| o == i) {
-                output.pump(&mut self.buf, &mut self.lines);
+                let stream = output.stream();
+                let attached = &mut c.attached;
+                output.pump(&mut self.buf, &mut self.lines, |data| {
+                    for a in attached.iter_mut() {
+                        a.send_output(stream, data);
+                    }
+                });
             }
         }
+        c.attached.retain(|a| !a.is_gone());
         if let Some(log) = c.log.as_mut() {
             log.write(&self.lines);
         }
@@ -310,6 +427,10 @@ impl Containers {
         let c = &self.list[index];
         if c.exited && c.outputs.iter().all(|o| !o.is_open()) {
             let c = self.list.swap_remove(index);
+            // Closing the connections ends the clients' sessions, after the last output.
+            for a in c.attached {
+                a.finish();
+            }
             let _ = std::fs::remove_dir_all(&c.files);
         }
     }
@@ -379,11 +500,52 @@ impl Containers {
     }
 }
 
+impl Container {
+    fn stdin_target(&self) -> Option<BorrowedFd<'_>> {
+        stdin_fd(self.tty, self.stdin_open && !self.exited, &self.outputs, &self.stdin)
+    }
+
+    fn apply(&mut self, inputs: Vec<Input>) {
+        for input in inputs {
+            match input {
+                Input::StdinClosed if self.stdin_once && !self.tty => {
+                    if self.stdin.take().is_some() {
+                        log!(
+                            "container {}: its stdin is closed (stdin_once, the attach client's stdin ended)",
+                            self.id
+                        );
+                    }
+                }
+                Input::StdinClosed => {}
+                Input::Resize(width, height) => self.resize(width, height),
+            }
+        }
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        let Some(master) = self.outputs.first().and_then(Output::fd).filter(|_| self.tty) else { return };
+        let size = rustix::termios::Winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+        if let Err(e) = rustix::termios::tcsetwinsize(master, size) {
+            log!("container {}: resizing its terminal to {width}x{height}: {e}", self.id);
+        }
+    }
+}
+
+/// Where attach clients' stdin goes: the pipe, or the pty of a terminal opened with stdin. A
+/// function of the fields, so the attach list can be borrowed beside them.
+fn stdin_fd<'a>(tty: bool, open: bool, outputs: &'a [Output], pipe: &'a Option<OwnedFd>) -> Option<BorrowedFd<'a>> {
+    match tty {
+        true if open => outputs.first().and_then(Output::fd),
+        true => None,
+        false => pipe.as_ref().map(|fd| fd.as_fd()),
+    }
+}
+
 fn unknown(id: &str) -> String {
     format!("container {id} is not running in this pod")
 }
 
-/// Borrowed descriptors of the outputs, for the loop's poll.
-pub(crate) fn poll_fds<'a>(pollable: &'a [(Key, BorrowedFd<'a>)]) -> impl Iterator<Item = PollFd<'a>> + 'a {
-    pollable.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
+/// The containers' descriptors, for the loop's poll.
+pub(crate) fn poll_fds<'a>(pollable: &'a [(Key, BorrowedFd<'a>, PollFlags)]) -> impl Iterator<Item = PollFd<'a>> + 'a {
+    pollable.iter().map(|(_, fd, flags)| PollFd::new(*fd, *flags))
 }

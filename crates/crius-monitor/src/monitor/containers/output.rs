@@ -17,13 +17,18 @@ const READS_PER_TURN: usize = 8;
 pub(crate) struct Output {
     /// None once the stream has ended.
     file: Option<File>,
+    stream: Stream,
     encoder: Encoder,
 }
 
 impl Output {
     pub fn new(fd: OwnedFd, stream: Stream) -> io::Result<Self> {
         set_nonblocking(&fd)?;
-        Ok(Output { file: Some(File::from(fd)), encoder: Encoder::new(stream) })
+        Ok(Output { file: Some(File::from(fd)), stream, encoder: Encoder::new(stream) })
+    }
+
+    pub fn stream(&self) -> Stream {
+        self.stream
     }
 
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
@@ -34,14 +39,16 @@ impl Output {
         self.file.is_some()
     }
 
-    /// Reads what is there (a few reads at most), appending log lines to `lines`. At the end of
-    /// the stream, an unfinished line is logged as partial.
-    pub fn pump(&mut self, buf: &mut [u8], lines: &mut Vec<u8>) {
+    /// Reads what is there (a few reads at most), appending log lines to `lines` and handing
+    /// each read to `tap` as it is (for attach clients). At the end of the stream, an unfinished
+    /// line is logged as partial.
+    pub fn pump(&mut self, buf: &mut [u8], lines: &mut Vec<u8>, mut tap: impl FnMut(&[u8])) {
         for _ in 0..READS_PER_TURN {
             let Some(file) = self.file.as_mut() else { return };
             match file.read(buf) {
                 Ok(0) => self.close(lines),
                 Ok(n) => {
+                    tap(&buf[..n]);
                     let ts = crilog::timestamp(SystemTime::now());
                     self.encoder.feed(&buf[..n], &ts, lines);
                     if n < buf.len() {
@@ -80,7 +87,7 @@ impl Output {
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     let flags = fcntl(fd, FcntlArg::F_GETFL)?;
     fcntl(fd, FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK))?;
     Ok(())
@@ -98,12 +105,12 @@ mod tests {
         let mut out = Output::new(OwnedFd::from(r), Stream::Stderr).unwrap();
         let mut buf = vec![0u8; 1024];
         let mut lines = Vec::new();
-        out.pump(&mut buf, &mut lines);
+        out.pump(&mut buf, &mut lines, |_| {});
         assert!(lines.is_empty() && out.is_open());
         w.write_all(b"a\nb").unwrap();
-        out.pump(&mut buf, &mut lines);
+        out.pump(&mut buf, &mut lines, |_| {});
         drop(w);
-        out.pump(&mut buf, &mut lines);
+        out.pump(&mut buf, &mut lines, |_| {});
         assert!(!out.is_open());
         let text = String::from_utf8(lines).unwrap();
         let parsed: Vec<_> =
