@@ -3,9 +3,10 @@
 # crius-bench (crates/crius-bench), in one run. As root.
 #
 #   - installs what is missing (containerd, runc, gcc, the CNI plugins) with apt-get;
-#   - builds crius and crius-bench (release), a static pause binary (scripts/bench/pause.c) and
-#     `true`, and two OCI images made of them: the pause image (containerd's sandbox image,
-#     imported with ctr) and the bench image (served by a loopback registry run by crius-bench);
+#   - builds crius and crius-bench (release), static binaries (scripts/bench/: pause, `true`, and
+#     `serve`, a port-forward target), and two OCI images made of them: the pause image
+#     (containerd's sandbox image, imported with ctr) and the bench image (served by a loopback
+#     registry run by crius-bench);
 #   - runs a private containerd (1.6 config: private root/state/socket, runc with cgroupfs, a CNI
 #     conf dir holding a loopback conflist, so its pods get a netns with only lo) and benchmarks it;
 #     then a private crius daemon (temp root/state/socket, the same CNI config, its own nftables
@@ -23,7 +24,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 QUICK=0
@@ -227,6 +228,7 @@ run_child cargo build --release -q -p crius -p crius-bench
 mkdir -p "$T/img" "$T/logs" "$CTRD_DIR" "$CRIUS_DIR" "$T/cni/net.d"
 gcc -static -Os -s -o "$T/img/pause" scripts/bench/pause.c
 gcc -static -Os -s -o "$T/img/true" scripts/bench/true.c
+gcc -static -Os -s -o "$T/img/serve" scripts/bench/serve.c
 
 PAUSE_IMAGE=crius-bench.local/pause:1
 "$BENCH" oci-image --layout "$T/img/pause-layout" --name "$PAUSE_IMAGE" --add /pause="$T/img/pause" \
@@ -237,7 +239,8 @@ if ((IMAGE_MIB > 0)); then
   BULK=(--add /bulk="$T/img/bulk")
 fi
 "$BENCH" oci-image --layout "$T/img/registry" --name crius-bench/bench:1 --add /pause="$T/img/pause" \
-  --add /bin/true="$T/img/true" "${BULK[@]}" --dir dev --dir proc --dir sys --dir etc --entrypoint /pause \
+  --add /bin/true="$T/img/true" --add /bin/serve="$T/img/serve" "${BULK[@]}" \
+  --dir dev --dir proc --dir sys --dir etc --entrypoint /pause \
   --env PATH=/bin >/dev/null
 
 # ---------------------------------------------------------------- loopback registry

@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+mod streaming;
+
 use crate::procfs::{self, Mem, kib_to_mib};
 use crate::report::{Params, Row, Status as RowStatus};
 
@@ -946,6 +948,8 @@ impl Ctx {
         for s in [create, start, list, status, exec] {
             self.push_series(s);
         }
+        self.phase_stats(p, pods, containers.len()).await;
+        self.phase_streaming(p, pods.first(), containers.first().map(String::as_str)).await;
         if containers.is_empty() {
             let why = mem_note.unwrap_or_else(|| "no container is running".into());
             for (key, t) in [("daemon_rss_containers", "daemon RSS"), ("daemon_pss_containers", "daemon Pss")] {

@@ -101,7 +101,7 @@ impl StatsService {
     }
 
     /// Drops the cpu samples and layer measurements of containers that are gone.
-    fn forget_gone_containers(&self) {
+    pub(super) fn forget_gone_containers(&self) {
         let live: Vec<String> = self.containers.containers().all().iter().map(|e| e.id()).collect();
         let pods: HashSet<String> =
             self.containers.sandboxes().pods().all().iter().map(|e| super::pod_key(&e.id())).collect();

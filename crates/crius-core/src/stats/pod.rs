@@ -27,6 +27,9 @@ impl StatsService {
             ready: Some(true),
             labels: filter.labels.clone(),
         })?;
+        // A kubelet on the CRI stats path (PodAndContainerStatsFromCRI) calls only this one:
+        // it too must let go of what removed containers left (cpu samples, layer watches).
+        self.forget_gone_containers();
         Ok(pods.iter().map(|v| self.one_pod(&v.record)).collect())
     }
 

@@ -337,3 +337,16 @@ fn pod_metrics_carry_labels_in_descriptor_order() {
         assert_eq!(v.label_values.len(), keys(v.name).len(), "{}", v.name);
     }
 }
+
+#[test]
+fn list_pod_stats_alone_lets_go_of_removed_containers() {
+    let e = env();
+    let p = pod(&e, "web", "/k/p");
+    let a = container(&e, &p, "a");
+    let b = container(&e, &p, "b");
+    e.containers.remove(&a).unwrap();
+    // The kubelet's CRI stats path calls ListPodSandboxStats and never ListContainerStats.
+    let stats = e.stats.list_pod_stats(&PodStatsFilter::default()).unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(*e.source.retained.lock().unwrap(), vec![b]);
+}
