@@ -702,7 +702,13 @@ impl TestDaemon {
         if let Some(bridge) = &self.bridge {
             out.extend(bridge.leaks());
         }
+        out.extend(pod_chains(&nft_table_name(&self.base)).into_iter().map(|c| format!("nftables chain {c}")));
         out
+    }
+
+    /// The per-pod nftables chains of this daemon's hostport tables (`family table chain`).
+    pub fn hostport_chains(&self) -> Vec<String> {
+        pod_chains(&nft_table_name(&self.base))
     }
 
     /// The test bridge network, when the daemon was built with `bridge_network()`.
@@ -840,6 +846,28 @@ impl Drop for TestDaemon {
 /// The hostport manager's nftables table of this daemon (one per test, so tests run in parallel).
 fn nft_table_name(base: &Path) -> String {
     format!("crius-t-{}", base.file_name().map(|n| n.to_string_lossy().replace(['.', '-'], "")).unwrap_or_default())
+}
+
+/// The per-pod chains (`pod-<id>`, crius-net's naming) left in the test's hostport tables,
+/// as `family table chain`; the tables themselves stay for the daemon's life.
+pub fn pod_chains(table: &str) -> Vec<String> {
+    let mut chains = Vec::new();
+    for family in ["ip", "ip6"] {
+        let Ok(out) = std::process::Command::new("nft").args(["list", "table", family, table]).output() else {
+            continue;
+        };
+        if !out.status.success() {
+            continue;
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(name) = line.trim().strip_prefix("chain ").and_then(|r| r.split_whitespace().next())
+                && name.starts_with("pod-")
+            {
+                chains.push(format!("{family} {table} {name}"));
+            }
+        }
+    }
+    chains
 }
 
 /// Deletes the test's hostport tables (both families), if the daemon made them.

@@ -49,6 +49,10 @@ pub const CRASH_STEPS: &[&str] = &[
     "state_ready",
 ];
 
+/// The fault-injection step inside a pod's teardown: after its host ports are closed, before
+/// CNI DEL (`CRIUS_CRASH_AT=teardown_network`).
+pub const TEARDOWN_CRASH_STEP: &str = "teardown_network";
+
 /// The environment variable that makes the daemon abort right before a step of RunPodSandbox.
 pub const CRASH_ENV: &str = "CRIUS_CRASH_AT";
 

@@ -1,12 +1,13 @@
 //! Crash safety against a real daemon (run as root): an abort at every step of RunPodSandbox,
-//! kill -9 of a daemon with a running pod, a killed monitor, and a node reboot. After each, a
+//! a crash inside StopPodSandbox, kill -9 of a daemon with a running pod, a killed monitor, and a
+//! node reboot. After each, a
 //! restarted daemon must have cleaned up everything, or still serve the pod as it was.
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use crius_testkit::cri::PodSandboxState;
-use crius_testkit::{CRASH_ENV, PodConfigExt, TestDaemon, host, pod_config, run_request};
+use crius_testkit::{CRASH_ENV, PodConfigExt, TEARDOWN_CRASH_STEP, TestDaemon, host, pod_config, run_request};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -268,4 +269,34 @@ async fn the_harness_reports_and_cleans_what_a_killed_daemon_left() {
     assert!(host::mounts_under(&base).is_empty(), "mounts survived the harness: {:?}", host::mounts_under(&base));
     assert!(!base.exists(), "{} survived the harness", base.display());
     assert!(!cgroup.exists(), "{} survived the harness", cgroup.display());
+}
+
+/// The daemon dies in StopPodSandbox after closing the host ports and before CNI DEL: the
+/// restarted daemon finishes the stop (the pod is NotReady, its network torn down) and does not
+/// restore its host port rules onto the IP that DEL gives back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_cut_by_a_crash_is_finished_at_restart() {
+    let mut td =
+        match TestDaemon::builder().bridge_network().start_with_env(BIN, &[(CRASH_ENV, TEARDOWN_CRASH_STEP)]).await {
+            Ok(td) => td,
+            Err(e) => panic!("the daemon did not start: {e}"),
+        };
+    let cfg = full_pod("crash-in-stop");
+    let cfg = cfg.cgroup_parent(&td.cgroup_parent());
+    let id = run(&td, cfg).await;
+    assert!(!td.hostport_chains().is_empty(), "the pod's host port has rules");
+    let info = td.pod_info(&id).await.expect("info");
+    let monitor = info.monitor();
+
+    assert!(td.stop_pod(&id).await.is_err(), "the daemon was to die during the stop");
+    let status = td.wait_exit(Duration::from_secs(30)).await.expect("the daemon crashed in the stop");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{}", td.log_tail(30));
+    assert!(td.hostport_chains().is_empty(), "the crash came after the host ports were closed");
+
+    restart(&mut td).await;
+    assert_eq!(td.pod_state(&id).await.expect("status"), PodSandboxState::SandboxNotready);
+    assert!(td.hostport_chains().is_empty(), "recovery restored host port rules of a stopped pod");
+    assert!(host::wait_process_gone(monitor, None, Duration::from_secs(10)), "the stop's teardown was finished");
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
 }

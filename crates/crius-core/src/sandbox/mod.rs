@@ -11,6 +11,8 @@ mod remove;
 mod run;
 mod status;
 mod stop;
+
+pub use stop::TEARDOWN_NETWORK_STEP;
 pub(crate) mod timeline;
 
 #[cfg(test)]
@@ -41,8 +43,9 @@ impl Default for SandboxOptions {
     }
 }
 
-/// Called before each step of RunPodSandbox with the step's name; the binary uses it for crash
-/// injection in tests (CRIUS_CRASH_AT).
+/// Called before each step of RunPodSandbox with the step's name, and in a pod's teardown
+/// ([`TEARDOWN_NETWORK_STEP`]); the binary uses it for crash injection in tests
+/// (CRIUS_CRASH_AT).
 pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What a pod's Stop and Remove need from its containers (implemented by the container service).

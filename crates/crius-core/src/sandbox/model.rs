@@ -186,6 +186,11 @@ pub struct PodRecord {
     /// The pod's network as CNI set it up (None: host network, or not set up yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::ports::network::NetworkStatus>,
+    /// A StopPodSandbox has begun tearing the pod down. Recorded before its first step, so a
+    /// daemon killed mid-stop has the stop finished by recovery, which also must not restore the
+    /// pod's host ports onto an IP that CNI DEL may already have released.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopping: bool,
 }
 
 pub const POD_RECORD_VERSION: u32 = 1;

@@ -14,6 +14,8 @@ pub struct PodRecoveryReport {
     pub not_ready: usize,
     /// Pods whose creation was cut short and has now been undone.
     pub undone: Vec<String>,
+    /// Pods whose stop was cut short and has now been finished.
+    pub stops_finished: Vec<String>,
     /// Problems that did not stop recovery (the pod stays listed so it can be removed).
     pub problems: Vec<String>,
 }
@@ -31,6 +33,7 @@ impl SandboxService {
                         self.load(record, &mut report);
                     }
                 },
+                PodState::Ready if record.stopping => self.finish_cut_stop(record, &mut report),
                 PodState::Ready | PodState::Stopped => self.load(record, &mut report),
             }
         }
@@ -49,12 +52,13 @@ impl SandboxService {
             .filter_map(|e| {
                 e.read(|r| {
                     let network = r.network.as_ref()?;
-                    (r.state == PodState::Ready && r.config.port_mappings.iter().any(|m| m.host_port > 0)).then(|| {
-                        crate::ports::network::HostPortPod {
-                            pod_id: r.id.clone(),
-                            mappings: r.config.port_mappings.clone(),
-                            ips: network.ips.clone(),
-                        }
+                    (r.state == PodState::Ready
+                        && !r.stopping
+                        && r.config.port_mappings.iter().any(|m| m.host_port > 0))
+                    .then(|| crate::ports::network::HostPortPod {
+                        pod_id: r.id.clone(),
+                        mappings: r.config.port_mappings.clone(),
+                        ips: network.ips.clone(),
                     })
                 })
             })
@@ -62,6 +66,21 @@ impl SandboxService {
         match self.ports.host_ports.resync(&live) {
             Ok(sync) => report.problems.extend(sync.problems),
             Err(e) => report.problems.push(format!("restoring host ports: {e}")),
+        }
+    }
+
+    /// A stop that a crash cut short: finish it (each step is idempotent). Kept listed either
+    /// way; where it fails again the pod is not ready and a later Stop or Remove retries.
+    fn finish_cut_stop(&self, record: PodRecord, report: &mut PodRecoveryReport) {
+        let id = record.id.clone();
+        self.names.insert(&record.name(), &id);
+        let entry = Arc::new(PodEntry::new(record.clone()));
+        self.pods.insert(entry.clone());
+        entry.mark_process_exited();
+        report.not_ready += 1;
+        match self.finish_stop(&entry, &record) {
+            Ok(()) => report.stops_finished.push(id),
+            Err(e) => report.problems.push(format!("pod sandbox {id}: finishing its stop: {e}")),
         }
     }
 

@@ -39,6 +39,7 @@ impl SandboxService {
             resources: planned.clone(),
             timeline: Vec::new(),
             network: None,
+            stopping: false,
         };
         let mut rb = Rollback::new();
 

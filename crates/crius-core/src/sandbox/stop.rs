@@ -4,6 +4,10 @@ use super::SandboxService;
 use super::model::{PodRecord, PodState};
 use crate::error::Result;
 
+/// The step hook's name for the moment between closing a pod's host ports and its CNI DEL
+/// (crash tests kill the daemon there).
+pub const TEARDOWN_NETWORK_STEP: &str = "teardown_network";
+
 impl SandboxService {
     /// Idempotent: an unknown or already stopped pod is success, as the CRI requires.
     pub fn stop(&self, id: &str) -> Result<()> {
@@ -15,14 +19,29 @@ impl SandboxService {
         if record.state == PodState::Stopped {
             return Ok(());
         }
+        if !record.stopping {
+            entry.update_persisted(|r| self.ports.pod_state.save(r), |r| r.stopping = true)?;
+        }
         if let Some(containers) = self.pod_containers() {
             containers.stop_pod_containers(&record.id)?;
         }
-        self.release_runtime_resources(&record)?;
-        // Recorded, so a stop that ran before a reboot or a restart is not redone.
-        entry.update_persisted(|r| self.ports.pod_state.save(r), |r| r.state = PodState::Stopped)?;
-        entry.mark_process_exited();
+        self.finish_stop(&entry, &record)?;
         tracing::info!(pod_id = %record.id, "pod sandbox stopped");
+        Ok(())
+    }
+
+    /// Releases what the pod still holds and records it Stopped, so a stop that ran before a
+    /// reboot or a restart is not redone.
+    pub(crate) fn finish_stop(&self, entry: &crate::store::PodEntry, record: &PodRecord) -> Result<()> {
+        self.release_runtime_resources(record)?;
+        entry.update_persisted(
+            |r| self.ports.pod_state.save(r),
+            |r| {
+                r.state = PodState::Stopped;
+                r.stopping = false;
+            },
+        )?;
+        entry.mark_process_exited();
         Ok(())
     }
 
@@ -36,6 +55,9 @@ impl SandboxService {
                 .host_ports
                 .remove(id, &record.config.port_mappings)
                 .map_err(|e| e.context(format!("closing the host ports of pod sandbox {id}")))?;
+            if let Some(hook) = &self.step_hook {
+                hook(TEARDOWN_NETWORK_STEP);
+            }
             self.ports
                 .network
                 .teardown(&super::run::network_request(record))

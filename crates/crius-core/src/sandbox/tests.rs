@@ -293,3 +293,30 @@ fn recovery_undoes_interrupted_creations_and_keeps_ready_pods() {
     assert_eq!(svc2.run(config("ready")).unwrap_err().kind(), ErrorKind::AlreadyExists);
     svc2.run(config("cut")).unwrap();
 }
+
+#[test]
+fn a_stop_cut_short_is_finished_by_recovery_and_its_host_ports_stay_closed() {
+    let (fakes, svc) = service();
+    let id = svc.run(with_host_port(config("web"))).unwrap();
+    // The daemon dies between closing the host ports and CNI DEL (the error stands in for it).
+    fakes.fail_once("network_teardown");
+    assert!(svc.stop(&id).is_err());
+    let record = fakes.world().records[&id].clone();
+    assert!(record.stopping && record.state == PodState::Ready, "the stop was recorded before its first step");
+
+    fakes.clear_log();
+    let svc2 = SandboxService::new(fakes.ports(), SandboxOptions::default());
+    let report = svc2.recover().unwrap();
+    assert_eq!(report.stops_finished, [id.clone()]);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let log = fakes.log();
+    assert!(log.iter().any(|l| l.starts_with("network_teardown")), "CNI DEL ran again: {log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("hostports_add")), "no host port came back: {log:?}");
+    let net = crate::ports::fake_network::FakeNetwork::new(&fakes);
+    assert!(net.is_empty(), "nothing of the pod's network is left: {log:?}");
+    let record = fakes.world().records[&id].clone();
+    assert!(!record.stopping && record.state == PodState::Stopped);
+    assert!(!svc2.status(&id).unwrap().ready);
+    svc2.remove(&id).unwrap();
+    assert!(fakes.is_empty());
+}

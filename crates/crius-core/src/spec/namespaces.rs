@@ -95,6 +95,7 @@ mod tests {
             resources: PodResources { namespaces: paths, ..Default::default() },
             timeline: vec![],
             network: None,
+            stopping: false,
         }
     }
 

@@ -74,6 +74,7 @@ impl Fx {
             },
             timeline: vec![],
             network: None,
+            stopping: false,
         };
         let image = ImageConfigInfo {
             env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into(), "NGINX_VERSION=1.25".into()],

@@ -170,6 +170,7 @@ mod tests {
             resources: PodResources::default(),
             timeline: Vec::new(),
             network: None,
+            stopping: false,
         }
     }
 
