@@ -307,7 +307,7 @@ fn a_stop_cut_short_is_finished_by_recovery_and_its_host_ports_stay_closed() {
     fakes.clear_log();
     let svc2 = SandboxService::new(fakes.ports(), SandboxOptions::default());
     let report = svc2.recover().unwrap();
-    assert_eq!(report.stops_finished, [id.clone()]);
+    assert_eq!(report.stops_finished, std::slice::from_ref(&id));
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let log = fakes.log();
     assert!(log.iter().any(|l| l.starts_with("network_teardown")), "CNI DEL ran again: {log:?}");
