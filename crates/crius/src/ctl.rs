@@ -74,7 +74,7 @@ async fn run_async(args: CtlArgs, default_endpoint: PathBuf) -> anyhow::Result<(
         }
         CtlCommand::Runp { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let config: cri::PodSandboxConfig = serde_json::from_str(&text)
+            let config = crate::pod_file::parse(&text)
                 .with_context(|| format!("parsing {} as a PodSandboxConfig", file.display()))?;
             let request = cri::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() };
             println!("{}", rt.run_pod_sandbox(request).await?.into_inner().pod_sandbox_id);

@@ -9,6 +9,7 @@ mod daemon;
 mod host_caps;
 mod image_cli;
 mod lock;
+mod pod_file;
 
 use std::process::ExitCode;
 
