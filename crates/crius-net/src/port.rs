@@ -67,6 +67,11 @@ impl PodNetwork for CniNetwork {
             .map_err(|e| Error::from(e).context(format!("tearing down the network of pod sandbox {}", request.pod_id)))
     }
 
+    fn teardown_unknown(&self, known: &[String]) -> crius_core::Result<Vec<String>> {
+        CniNetwork::teardown_unknown(self, known)
+            .map_err(|e| Error::from(e).context("tearing down the networks of pods crius has no record of"))
+    }
+
     fn status(&self) -> NetworkReadiness {
         CniNetwork::status(self)
     }

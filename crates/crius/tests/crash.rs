@@ -300,3 +300,28 @@ async fn a_stop_cut_by_a_crash_is_finished_at_restart() {
     td.remove_pod(&id).await.expect("remove");
     td.assert_no_leaks().await;
 }
+
+/// The node reboots while RunPodSandbox is past CNI ADD: the creation's record (volatile) is
+/// gone, but the IP allocation and the cached CNI result are on disk. The restarted daemon runs
+/// CNI DEL for that pod it has no record of, so no IP stays allocated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reboot_during_network_setup_leaks_no_ip() {
+    let mut td = match TestDaemon::builder().bridge_network().start_with_env(BIN, &[(CRASH_ENV, "host_ports")]).await {
+        Ok(td) => td,
+        Err(e) => panic!("the daemon did not start: {e}"),
+    };
+    let cfg = full_pod("reboot-mid-run").cgroup_parent(&td.cgroup_parent());
+    assert!(td.runtime().run_pod_sandbox(run_request(cfg.clone())).await.is_err());
+    td.wait_exit(Duration::from_secs(30)).await.expect("the daemon crashed before host_ports");
+    let leaks = td.bridge().map(|b| b.leaks()).unwrap_or_default();
+    assert!(leaks.iter().any(|l| l.starts_with("IP allocation")), "CNI ADD had allocated an IP: {leaks:?}");
+
+    let errors = td.simulate_reboot();
+    assert!(errors.is_empty(), "simulating the reboot: {errors:?}");
+    restart(&mut td).await;
+    assert!(td.list_pods(None).await.expect("list").is_empty());
+    td.assert_no_leaks().await;
+    let id = run(&td, cfg).await;
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}

@@ -115,6 +115,16 @@ impl PodNetwork for FakeNetwork {
         Ok(())
     }
 
+    fn teardown_unknown(&self, known: &[String]) -> Result<Vec<String>> {
+        self.op("network_teardown_unknown", "")?;
+        let mut s = self.state();
+        let unknown: Vec<String> = s.networks.keys().filter(|id| !known.contains(id)).cloned().collect();
+        for id in &unknown {
+            s.networks.remove(id);
+        }
+        Ok(unknown)
+    }
+
     fn status(&self) -> NetworkReadiness {
         if self.state().not_ready {
             NetworkReadiness {

@@ -94,6 +94,10 @@ pub trait PodNetwork: Send + Sync {
     /// restart. Idempotent: a pod never set up, or already torn down, is success; works with
     /// an empty `netns_path`.
     fn teardown(&self, request: &NetworkRequest) -> Result<()>;
+    /// Tears down every network set up for a pod not in `known` (a reboot, or a crash, cut a
+    /// creation whose record had not reached the disk yet, while the network's state and its
+    /// IP allocation had); returns those pods' ids. Called once at start, after recovery.
+    fn teardown_unknown(&self, known: &[String]) -> Result<Vec<String>>;
     /// Whether a usable network config exists (re-read when the config directory changes).
     fn status(&self) -> NetworkReadiness;
 }

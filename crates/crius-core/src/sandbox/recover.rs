@@ -38,7 +38,18 @@ impl SandboxService {
             }
         }
         self.resync_host_ports(&mut report);
+        self.teardown_unknown_networks(&mut report);
         Ok(report)
+    }
+
+    /// Networks of pods with no record: a reboot lost the intermediate record of a creation
+    /// (it lives on tmpfs) while CNI's state and IP allocation, on disk, stayed.
+    fn teardown_unknown_networks(&self, report: &mut PodRecoveryReport) {
+        let known: Vec<String> = self.pods.all().iter().map(|e| e.id()).collect();
+        match self.ports.network.teardown_unknown(&known) {
+            Ok(ids) => report.undone.extend(ids),
+            Err(e) => report.problems.push(format!("tearing down networks of unknown pods: {e}")),
+        }
     }
 
     /// Host ports of live pods come back (their sockets died with the old daemon); rules of gone

@@ -320,3 +320,24 @@ fn a_stop_cut_short_is_finished_by_recovery_and_its_host_ports_stay_closed() {
     svc2.remove(&id).unwrap();
     assert!(fakes.is_empty());
 }
+
+#[test]
+fn recovery_tears_down_the_network_of_a_pod_it_has_no_record_of() {
+    let (fakes, svc) = service();
+    let kept = svc.run(config("kept")).unwrap();
+    // A creation cut by a reboot: its intermediate record (on tmpfs) is gone, CNI's state stays.
+    let lost = "f".repeat(64);
+    let request = crate::ports::network::NetworkRequest {
+        pod_id: lost.clone(),
+        netns_path: "/run/netns/lost".into(),
+        ..Default::default()
+    };
+    let net = crate::ports::fake_network::FakeNetwork::new(&fakes);
+    crate::ports::network::PodNetwork::setup(&net, &request).unwrap();
+
+    let svc2 = SandboxService::new(fakes.ports(), SandboxOptions::default());
+    let report = svc2.recover().unwrap();
+    assert_eq!(report.undone, [lost.clone()]);
+    let networks = net.state().networks.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(networks, [kept], "only the known pod keeps its network");
+}

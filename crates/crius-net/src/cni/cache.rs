@@ -114,6 +114,22 @@ impl ResultCache {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(err)
     }
 
+    /// The pods with a cached entry (a write a crash cut short, `.<id>.tmp`, is none).
+    pub fn pod_ids(&self) -> Result<Vec<String>, NetError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(NetError::Cache { path: self.dir.clone(), source }),
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+            .filter(|id| self.path(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Idempotent.
     pub fn delete(&self, pod_id: &str) -> Result<(), NetError> {
         let path = self.path(pod_id)?;

@@ -191,6 +191,19 @@ impl CniNetwork {
     /// CNI DEL, idempotent, retried with backoff. Uses the cached config and result; without a
     /// cache entry (never set up by this crius, or the cache was lost) it DELs with the current
     /// config, which plugins treat as a no-op when they hold nothing for the pod.
+    /// CNI DEL, from the cache, for every pod with a cached result that is not in `known`.
+    /// Their namespaces are gone (a reboot) or will go with their monitor: DEL runs without one.
+    pub fn teardown_unknown(&self, known: &[String]) -> Result<Vec<String>, NetError> {
+        let mut done = Vec::new();
+        for pod_id in self.cache.pod_ids()?.into_iter().filter(|id| !known.contains(id)) {
+            let request = NetworkRequest { pod_id: pod_id.clone(), ..Default::default() };
+            self.teardown(&request)?;
+            tracing::info!(pod_id = %pod_id, "tore down the network of a pod crius has no record of");
+            done.push(pod_id);
+        }
+        Ok(done)
+    }
+
     pub fn teardown(&self, request: &NetworkRequest) -> Result<(), NetError> {
         let entry = match self.cache.load(&request.pod_id)? {
             Some(entry) => entry,
