@@ -19,9 +19,11 @@ impl SandboxService {
             containers.stop_pod_containers(&record.id)?;
         }
         self.release_runtime_resources(&record)?;
+        // Its init is gone now, whether or not recording that below works: STOPPED goes out
+        // (unless the exit watch was first).
+        self.mark_stopped(&entry);
         // Recorded, so a stop that ran before a reboot or a restart is not redone.
         entry.update_persisted(|r| self.ports.pod_state.save(r), |r| r.state = PodState::Stopped)?;
-        entry.mark_process_exited();
         tracing::info!(pod_id = %record.id, "pod sandbox stopped");
         Ok(())
     }
