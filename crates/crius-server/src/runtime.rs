@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crius_core::container::{ContainerFilter, ContainerService};
+use crius_core::container::{ContainerEvent, ContainerFilter, ContainerService};
 use crius_core::sandbox::SandboxService;
 use crius_core::stats::StatsService;
 use k8s_cri::v1 as cri;
@@ -507,10 +507,7 @@ impl RuntimeService for CriRuntimeService {
                 };
                 match received {
                     Ok(ev) => {
-                        let pod = containers.sandboxes().status(&ev.pod_id).ok().map(|v| conv::pod_sandbox_status(&v));
-                        let filter = ContainerFilter { pod_id: Some(ev.pod_id.clone()), ..Default::default() };
-                        let statuses = containers.list(&filter).iter().map(cview::container_status).collect();
-                        if tx.send(Ok(cview::event(&ev, pod, statuses))).await.is_err() {
+                        if tx.send(Ok(event_response(&containers, &ev))).await.is_err() {
                             return;
                         }
                     }
@@ -560,6 +557,18 @@ fn require(id: String, field: &str) -> Result<String, Status> {
         return Err(Status::invalid_argument(format!("{field} must not be empty")));
     }
     Ok(id)
+}
+
+/// An event with the pod's status (as PodSandboxStatus gives it) and its containers' statuses.
+fn event_response(containers: &ContainerService, ev: &ContainerEvent) -> cri::ContainerEventResponse {
+    // A pod's own event carries the pod as it was (a deleted one is gone); a container's looks it up.
+    let pod = match &ev.pod {
+        Some(view) => Some(conv::pod_sandbox_status(view)),
+        None => containers.sandboxes().status(&ev.pod_id).ok().map(|v| conv::pod_sandbox_status(&v)),
+    };
+    let filter = ContainerFilter { pod_id: Some(ev.pod_id.clone()), ..Default::default() };
+    let statuses = containers.list(&filter).iter().map(cview::container_status).collect();
+    cview::event(ev, pod, statuses)
 }
 
 /// A stream fed by a task: the task ends when the client goes away.

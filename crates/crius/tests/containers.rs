@@ -1081,6 +1081,71 @@ async fn container_events_in_order() {
     t.finish().await;
 }
 
+/// The next event of `id`, checked to be a pod sandbox event of `kind` whose attached status is
+/// the pod's, in `state`.
+async fn next_pod_event(
+    stream: &mut crius_testkit::tonic::Streaming<cri::ContainerEventResponse>,
+    id: &String,
+    kind: cri::ContainerEventType,
+    state: cri::PodSandboxState,
+) -> cri::ContainerEventResponse {
+    let ev = next_event(stream, &[id], Duration::from_secs(10)).await;
+    assert_eq!(cri::ContainerEventType::try_from(ev.container_event_type), Ok(kind), "{ev:?}");
+    let pod = ev.pod_sandbox_status.as_ref().unwrap_or_else(|| panic!("no pod_sandbox_status: {ev:?}"));
+    assert_eq!((&pod.id, pod.state), (id, state as i32), "{ev:?}");
+    assert!(ev.created_at > 0 && pod.created_at > 0, "{ev:?}");
+    ev
+}
+
+/// Pod sandboxes send their own events (container_id = the sandbox id, as containerd): CREATED
+/// and STARTED when ready, STOPPED once whether stopped or found dead, DELETED when removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_sandbox_events() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let mut stream = t.rt().get_container_events(cri::GetEventsRequest {}).await.unwrap().into_inner();
+    use cri::ContainerEventType as E;
+    use cri::PodSandboxState::{SandboxNotready as NotReady, SandboxReady as Ready};
+
+    let pod = t.run_pod(t.pod_cfg("pod-events")).await;
+    let ev = next_pod_event(&mut stream, &pod.id, E::ContainerCreatedEvent, Ready).await;
+    let name = ev.pod_sandbox_status.and_then(|p| p.metadata).map(|m| m.name);
+    assert_eq!(name.as_deref(), Some("pod-events"));
+    next_pod_event(&mut stream, &pod.id, E::ContainerStartedEvent, Ready).await;
+
+    // Stopped twice: one STOPPED, with the pod's containers' statuses.
+    let ctr = t.run(&pod, cmd("long", &img, &["sleep", "1000"])).await;
+    t.td.stop_pod(&pod.id).await.unwrap_or_else(|s| t.fail("StopPodSandbox", &s));
+    t.td.stop_pod(&pod.id).await.unwrap_or_else(|s| t.fail("StopPodSandbox again", &s));
+    let ev = next_pod_event(&mut stream, &pod.id, E::ContainerStoppedEvent, NotReady).await;
+    let statuses: Vec<_> = ev.containers_statuses.iter().map(|c| (c.id.clone(), c.state)).collect();
+    assert_eq!(statuses, [(ctr, ContainerState::ContainerExited as i32)], "{ev:?}");
+    t.td.remove_pod(&pod.id).await.unwrap_or_else(|s| t.fail("RemovePodSandbox", &s));
+    let ev = next_pod_event(&mut stream, &pod.id, E::ContainerDeletedEvent, NotReady).await;
+    assert!(ev.containers_statuses.is_empty(), "its containers went first: {ev:?}");
+
+    // A pod whose monitor (and with it its init) dies is STOPPED then, not again at Stop.
+    let dies = t.run_pod(t.pod_cfg("pod-dies")).await;
+    next_pod_event(&mut stream, &dies.id, E::ContainerCreatedEvent, Ready).await;
+    next_pod_event(&mut stream, &dies.id, E::ContainerStartedEvent, Ready).await;
+    let monitor = t.td.pod_info(&dies.id).await.unwrap().monitor();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL).unwrap();
+    next_pod_event(&mut stream, &dies.id, E::ContainerStoppedEvent, NotReady).await;
+    t.td.stop_pod(&dies.id).await.unwrap_or_else(|s| t.fail("StopPodSandbox of a dead pod", &s));
+    t.td.remove_pod(&dies.id).await.unwrap_or_else(|s| t.fail("RemovePodSandbox of a dead pod", &s));
+    next_pod_event(&mut stream, &dies.id, E::ContainerDeletedEvent, NotReady).await;
+
+    // Removing an unknown pod sends nothing: the next event is a new pod's.
+    t.td.remove_pod(&dies.id).await.unwrap_or_else(|s| t.fail("RemovePodSandbox of a removed pod", &s));
+    let last = t.run_pod(t.pod_cfg("pod-last")).await;
+    let ev = next_event(&mut stream, &[&pod.id, &dies.id, &last.id], Duration::from_secs(10)).await;
+    assert_eq!(ev.container_id, last.id, "{ev:?}");
+    // Closed before the daemon stops (see container_events_in_order).
+    drop(stream);
+    t.finish().await;
+}
+
 /// The kubelet keeps a GetContainerEvents stream open for as long as it runs (evented PLEG).
 /// A SIGTERM must still stop the daemon promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

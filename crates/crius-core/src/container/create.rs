@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::ContainerService;
-use super::events::ContainerEventKind;
 use super::model::{
     CONTAINER_RECORD_VERSION, ContainerConfig, ContainerRecord, ContainerState, ProfileKind, container_name,
 };
 use crate::error::{Error, Result};
+use crate::events::ContainerEventKind;
 use crate::ids::new_id;
 use crate::image::find_image;
 use crate::ports::container::ContainerLaunch;

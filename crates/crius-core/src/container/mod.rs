@@ -3,7 +3,6 @@
 pub mod model;
 
 mod create;
-mod events;
 mod exec;
 mod exits;
 mod list;
@@ -20,7 +19,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use events::{ContainerEvent, ContainerEventKind};
+pub use crate::events::{ContainerEvent, ContainerEventKind};
 pub use list::ContainerFilter;
 pub use recover::ContainerRecoveryReport;
 pub use status::ContainerView;
@@ -46,7 +45,8 @@ pub struct ContainerService {
     containers: Arc<ContainerStore>,
     names: NameIndex,
     options: ContainerOptions,
-    events: events::Events,
+    /// The sandbox service's, so pod and container events share one stream.
+    events: crate::events::Events,
     /// Containers whose StartContainer is under way, each with whether its exit was applied in
     /// the meantime: that exit's STOPPED event is held back until start has sent STARTED, so a
     /// container that exits at once is still reported CREATED, STARTED, STOPPED in that order.
@@ -57,13 +57,14 @@ pub struct ContainerService {
 
 impl ContainerService {
     pub fn new(ports: ContainerPorts, sandboxes: Arc<SandboxService>, options: ContainerOptions) -> Self {
+        let events = sandboxes.events().clone();
         ContainerService {
             ports,
             sandboxes,
             containers: Arc::new(ContainerStore::new("container")),
             names: NameIndex::new("container"),
             options,
-            events: events::Events::default(),
+            events,
             starting: std::sync::Mutex::new(std::collections::HashMap::new()),
             me: std::sync::OnceLock::new(),
         }
@@ -84,6 +85,11 @@ impl ContainerService {
 
     pub fn sandboxes(&self) -> &Arc<SandboxService> {
         &self.sandboxes
+    }
+
+    /// Every container and pod sandbox event from now on.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
     }
 
     fn runtime_for(&self, handler: &str) -> Result<RuntimeHandler> {

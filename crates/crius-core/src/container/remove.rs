@@ -2,9 +2,9 @@
 //! hold, the exit record and the record.
 
 use super::ContainerService;
-use super::events::ContainerEventKind;
 use super::model::ContainerRecord;
 use crate::error::Result;
+use crate::events::ContainerEventKind;
 
 impl ContainerService {
     /// Idempotent: an unknown container is success.

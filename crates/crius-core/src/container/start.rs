@@ -1,9 +1,9 @@
 //! StartContainer.
 
 use super::ContainerService;
-use super::events::ContainerEventKind;
 use super::model::ContainerState;
 use crate::error::{Error, Result};
+use crate::events::ContainerEventKind;
 use crate::ports::container::ContainerExit;
 use crate::sandbox::now_ns;
 

@@ -366,3 +366,37 @@ fn recovery_kills_a_live_container_whose_pod_died_while_down() {
     assert!(e.fakes.world().signals.contains(&(pid, 9)), "the container was killed");
     assert!(!e.fakes.world().alive.contains(&pid));
 }
+
+#[test]
+fn pod_and_container_events_share_one_stream_in_order() {
+    let e = env();
+    let mut events = e.svc.subscribe_events();
+    let pod = e.sandboxes.run(pod_config("events")).unwrap();
+    let id = e.svc.create(&pod, config("app")).unwrap();
+    e.svc.start(&id).unwrap();
+    e.sandboxes.stop(&pod).unwrap();
+    e.sandboxes.remove(&pod).unwrap();
+    let got: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|ev| {
+            assert_eq!(ev.pod_id, pod);
+            // Only the pod's own events carry the pod.
+            assert_eq!(ev.pod.is_some(), ev.container_id == pod, "{ev:?}");
+            (ev.container_id == pod, ev.kind)
+        })
+        .collect();
+    use ContainerEventKind::*;
+    let (p, c) = (true, false);
+    assert_eq!(
+        got,
+        [
+            (p, Created),
+            (p, Started),
+            (c, Created),
+            (c, Started),
+            (c, Stopped),
+            (p, Stopped),
+            (c, Deleted),
+            (p, Deleted)
+        ]
+    );
+}

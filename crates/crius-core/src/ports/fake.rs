@@ -21,6 +21,8 @@ pub struct World {
     pub monitors: BTreeMap<String, bool>,
     pub dead: HashSet<i32>,
     pub next_pid: i32,
+    /// Exit watches on live processes, called by `kill`.
+    pub watches: Vec<(i32, Box<dyn FnOnce() + Send>)>,
 }
 
 #[derive(Clone, Default)]
@@ -70,8 +72,16 @@ impl Fakes {
         w.records.is_empty() && w.files.is_empty() && w.shm.is_empty() && w.monitors.is_empty()
     }
 
+    /// The process dies: its exit watches are called (outside the lock, as they may call back).
     pub fn kill(&self, pid: i32) {
-        self.world().dead.insert(pid);
+        let mut w = self.world();
+        w.dead.insert(pid);
+        let (fired, kept) = std::mem::take(&mut w.watches).into_iter().partition(|(p, _)| *p == pid);
+        w.watches = kept;
+        drop(w);
+        for (_, on_exit) in fired {
+            on_exit();
+        }
     }
 
     fn op(&self, name: &'static str, id: &str) -> Result<std::sync::MutexGuard<'_, World>> {
@@ -239,8 +249,12 @@ impl PodMonitor for Fakes {
     }
 
     fn watch_exit(&self, process: ProcRef, on_exit: Box<dyn FnOnce() + Send>) {
-        if !self.is_alive(&process) {
+        let mut w = self.world();
+        if w.dead.contains(&process.pid) {
+            drop(w);
             on_exit();
+        } else {
+            w.watches.push((process.pid, on_exit));
         }
     }
 }

@@ -25,6 +25,7 @@ pub use recover::PodRecoveryReport;
 pub(crate) use run::now_ns;
 pub use status::PodView;
 
+use crate::events::{ContainerEvent, ContainerEventKind, Events};
 use crate::ports::Ports;
 use crate::store::{NameIndex, PodStore};
 
@@ -64,6 +65,8 @@ pub struct SandboxService {
     names: NameIndex,
     options: SandboxOptions,
     step_hook: Option<StepHook>,
+    /// Pod and container lifecycle events (the container service emits through a clone).
+    events: Events,
 }
 
 impl SandboxService {
@@ -75,6 +78,7 @@ impl SandboxService {
             names: NameIndex::new("pod sandbox"),
             options,
             step_hook: None,
+            events: Events::default(),
         }
     }
 
@@ -85,6 +89,25 @@ impl SandboxService {
 
     pub fn pods(&self) -> &Arc<PodStore> {
         &self.pods
+    }
+
+    /// Every pod sandbox and container event from now on.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Sends a pod sandbox event with the pod as its status shows it now.
+    fn emit_pod(&self, entry: &crate::store::PodEntry, kind: ContainerEventKind) {
+        self.events.emit_pod(PodView::of(entry), kind);
+    }
+
+    /// See the free `mark_stopped`.
+    fn mark_stopped(&self, entry: &crate::store::PodEntry) {
+        mark_stopped(&self.events, entry);
     }
 
     /// Connects the containers, whose Stop and Remove go with the pod's.
@@ -99,11 +122,12 @@ impl SandboxService {
     /// Watches the pod init: when it exits, the pod is not ready and its containers are told.
     fn watch_pod_init(&self, entry: Arc<crate::store::PodEntry>, init: model::ProcRef) {
         let containers = self.containers.get().cloned();
+        let events = self.events.clone();
         self.ports.monitor.watch_exit(
             init,
             Box::new(move || {
                 let was_ready = entry.read(|r| r.state == model::PodState::Ready);
-                entry.mark_process_exited();
+                mark_stopped(&events, &entry);
                 if was_ready && let Some(containers) = containers.and_then(|w| w.upgrade()) {
                     containers.pod_died(&entry.id());
                 }
@@ -123,5 +147,15 @@ impl SandboxService {
 
     pub fn pod_file_paths(&self, pod_id: &str) -> crate::ports::PodFilePaths {
         self.ports.pod_files.paths(pod_id)
+    }
+}
+
+/// Marks the pod's init gone; the first time for a pod that was ready, sends its STOPPED (once
+/// per pod, whichever of Stop, the exit watch or recovery sees it first). Free, for the exit
+/// watch, which outlives `&self`.
+fn mark_stopped(events: &Events, entry: &crate::store::PodEntry) {
+    let was_ready = entry.read(|r| r.state == model::PodState::Ready);
+    if entry.mark_process_exited() && was_ready {
+        events.emit_pod(PodView::of(entry), ContainerEventKind::Stopped);
     }
 }

@@ -112,7 +112,8 @@ impl SandboxService {
             }
             _ => {
                 report.not_ready += 1;
-                entry.mark_process_exited();
+                // A pod that was ready and died while crius was down stops now.
+                self.mark_stopped(&entry);
             }
         }
     }

@@ -1,8 +1,13 @@
 //! RemovePodSandbox: stops the pod if needed, then deletes its files and record.
 
+use std::sync::Arc;
+
 use super::SandboxService;
 use super::model::PodRecord;
+use super::status::PodView;
 use crate::error::Result;
+use crate::events::ContainerEventKind;
+use crate::store::PodEntry;
 
 impl SandboxService {
     /// Idempotent: an unknown pod is success.
@@ -16,11 +21,21 @@ impl SandboxService {
             containers.remove_pod_containers(&record.id)?;
         }
         let _op = entry.lock_op();
+        if !self.still_stored(&entry) {
+            // A concurrent Remove finished first (and sent DELETED).
+            return Ok(());
+        }
         self.delete_pod_files(&record)?;
+        let last = PodView::of(&entry);
         self.pods.remove(&record.id);
         self.names.release(&record.name(), &record.id);
+        self.events.emit_pod(last, ContainerEventKind::Deleted);
         tracing::info!(pod_id = %record.id, "pod sandbox removed");
         Ok(())
+    }
+
+    fn still_stored(&self, entry: &Arc<PodEntry>) -> bool {
+        matches!(self.pods.find(&entry.id()), Ok(Some(found)) if Arc::ptr_eq(&found, entry))
     }
 
     /// Files first, the record last: a crash in between leaves a record that recovery or the

@@ -10,6 +10,7 @@ use super::sysctl;
 use super::timeline::Timeline;
 use super::validate::validate_pod_config;
 use crate::error::{Error, Result};
+use crate::events::ContainerEventKind;
 use crate::ids::new_id;
 use crate::ports::{MonitorSpec, PendingMonitor, SandboxFileSet};
 use crate::rollback::Rollback;
@@ -131,9 +132,17 @@ impl SandboxService {
 
         let init = record.resources.init;
         let entry = Arc::new(PodEntry::new(record));
+        // Held until CREATED and STARTED are out, so a Stop or Remove of the listed pod cannot
+        // send its events first.
+        let op = entry.lock_op();
         self.pods.insert(entry.clone());
         reservation.keep();
         rb.disarm();
+        // As containerd: CREATED and STARTED together once the pod is ready, before the exit
+        // watch can send its STOPPED.
+        self.emit_pod(&entry, ContainerEventKind::Created);
+        self.emit_pod(&entry, ContainerEventKind::Started);
+        drop(op);
         if let Some(init) = init {
             self.watch_pod_init(entry, init);
         }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::store::PodEntry;
 
 /// What Status and List report of one pod.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodView {
     pub record: PodRecord,
     pub ready: bool,

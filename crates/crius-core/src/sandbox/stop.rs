@@ -34,6 +34,9 @@ impl SandboxService {
     /// reboot or a restart is not redone.
     pub(crate) fn finish_stop(&self, entry: &crate::store::PodEntry, record: &PodRecord) -> Result<()> {
         self.release_runtime_resources(record)?;
+        // Its init is gone now, whether or not recording that below works: STOPPED goes out
+        // (unless the exit watch was first).
+        self.mark_stopped(entry);
         entry.update_persisted(
             |r| self.ports.pod_state.save(r),
             |r| {
@@ -41,7 +44,6 @@ impl SandboxService {
                 r.stopping = false;
             },
         )?;
-        entry.mark_process_exited();
         Ok(())
     }
 

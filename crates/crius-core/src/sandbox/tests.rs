@@ -337,7 +337,108 @@ fn recovery_tears_down_the_network_of_a_pod_it_has_no_record_of() {
 
     let svc2 = SandboxService::new(fakes.ports(), SandboxOptions::default());
     let report = svc2.recover().unwrap();
-    assert_eq!(report.undone, [lost.clone()]);
+    assert_eq!(report.undone, std::slice::from_ref(&lost));
     let networks = net.state().networks.keys().cloned().collect::<Vec<_>>();
     assert_eq!(networks, [kept], "only the known pod keeps its network");
+}
+
+// ---- events ----
+
+type Events = tokio::sync::broadcast::Receiver<crate::events::ContainerEvent>;
+
+/// The events received so far, as (id, kind, whether the attached pod status is ready).
+fn received(events: &mut Events) -> Vec<(String, ContainerEventKind, bool)> {
+    std::iter::from_fn(|| events.try_recv().ok())
+        .map(|ev| {
+            let pod = ev.pod.unwrap_or_else(|| panic!("a pod event carries its pod: {:?}", ev.container_id));
+            assert_eq!((&pod.record.id, &ev.pod_id), (&ev.container_id, &ev.container_id));
+            assert!(ev.at_ns > 0);
+            (ev.container_id, ev.kind, pod.ready)
+        })
+        .collect()
+}
+
+use crate::events::ContainerEventKind::{self, Created, Deleted, Started, Stopped};
+
+#[test]
+fn run_sends_created_then_started_with_the_ready_pod() {
+    let (_fakes, svc) = service();
+    let mut events = svc.subscribe_events();
+    let id = svc.run(config("web")).unwrap();
+    assert_eq!(received(&mut events), [(id.clone(), Created, true), (id, Started, true)]);
+}
+
+#[test]
+fn stop_sends_stopped_once() {
+    let (_fakes, svc) = service();
+    let id = svc.run(config("web")).unwrap();
+    let mut events = svc.subscribe_events();
+    svc.stop(&id).unwrap();
+    svc.stop(&id).unwrap();
+    assert_eq!(received(&mut events), [(id, Stopped, false)]);
+}
+
+#[test]
+fn remove_sends_deleted_once_and_nothing_for_an_unknown_pod() {
+    let (_fakes, svc) = service();
+    let id = svc.run(config("web")).unwrap();
+    svc.stop(&id).unwrap();
+    let mut events = svc.subscribe_events();
+    svc.remove(&id).unwrap();
+    svc.remove(&id).unwrap();
+    svc.remove(&"f".repeat(64)).unwrap();
+    assert_eq!(received(&mut events), [(id, Deleted, false)]);
+}
+
+#[test]
+fn remove_of_a_ready_pod_sends_stopped_then_deleted() {
+    let (_fakes, svc) = service();
+    let id = svc.run(config("web")).unwrap();
+    let mut events = svc.subscribe_events();
+    svc.remove(&id).unwrap();
+    assert_eq!(received(&mut events), [(id.clone(), Stopped, false), (id, Deleted, false)]);
+}
+
+#[test]
+fn a_failed_run_sends_nothing() {
+    for &(op, skip) in FAULTS {
+        let (fakes, svc) = service();
+        let mut events = svc.subscribe_events();
+        fakes.fail_nth(op, skip);
+        svc.run(with_host_port(config("web"))).unwrap_err();
+        assert_eq!(received(&mut events), [], "{op}#{skip} rolled back but sent events");
+    }
+}
+
+#[test]
+fn a_pod_whose_init_dies_sends_stopped_once_even_when_stopped_later() {
+    let (fakes, svc) = service();
+    let id = svc.run(config("web")).unwrap();
+    let mut events = svc.subscribe_events();
+    fakes.kill(svc.status(&id).unwrap().record.resources.init.unwrap().pid);
+    assert_eq!(received(&mut events), [(id.clone(), Stopped, false)], "the exit watch saw it");
+    svc.stop(&id).unwrap();
+    svc.stop(&id).unwrap();
+    svc.remove(&id).unwrap();
+    assert_eq!(received(&mut events), [(id, Deleted, false)]);
+}
+
+#[test]
+fn recovery_sends_stopped_for_a_pod_that_died_while_down_only() {
+    let (fakes, svc) = service();
+    let died = svc.run(config("died")).unwrap();
+    let stopped = svc.run(config("stopped")).unwrap();
+    let alive = svc.run(config("alive")).unwrap();
+    svc.stop(&stopped).unwrap();
+    // Dead without the old service's watch knowing: as if crius was down.
+    let init = svc.status(&died).unwrap().record.resources.init.unwrap();
+    fakes.world().dead.insert(init.pid);
+    let svc2 = SandboxService::new(fakes.ports(), SandboxOptions::default());
+    let mut events = svc2.subscribe_events();
+    svc2.recover().unwrap();
+    assert_eq!(received(&mut events), [(died.clone(), Stopped, false)]);
+    svc2.stop(&died).unwrap();
+    svc2.stop(&stopped).unwrap();
+    assert_eq!(received(&mut events), []);
+    assert!(svc2.status(&alive).unwrap().ready);
 }

@@ -50,8 +50,9 @@ impl<R: Record> Entry<R> {
         Ok(())
     }
 
-    pub fn mark_process_exited(&self) {
-        self.process_exited.store(true, Ordering::Release);
+    /// Returns whether this call was the one that marked it (so a transition is acted on once).
+    pub fn mark_process_exited(&self) -> bool {
+        !self.process_exited.swap(true, Ordering::AcqRel)
     }
 
     pub fn process_exited(&self) -> bool {
