@@ -325,7 +325,9 @@ impl RuntimeService for CriRuntimeService {
         let view = self.containers.status(&id).map_err(to_status)?;
         let mut info = std::collections::HashMap::new();
         if request.verbose {
-            info.insert("info".to_string(), view.verbose_info());
+            // Verbose reads the bundle's spec from disk: off the async workers.
+            let (containers, v) = (self.containers.clone(), view.clone());
+            info.insert("info".to_string(), blocking(move || Ok(containers.verbose_info(&v))).await?);
         }
         Ok(Response::new(cri::ContainerStatusResponse { status: Some(cview::container_status(&view)), info }))
     }

@@ -29,6 +29,11 @@ impl MountEntry {
         self.optional.iter().any(|o| o.starts_with("shared:"))
     }
 
+    /// Whether the mount receives propagation from a master peer group (a slave mount).
+    pub fn is_slave(&self) -> bool {
+        self.optional.iter().any(|o| o.starts_with("master:"))
+    }
+
     /// The super options as a list ("rw", "cpu", "name=systemd", ...).
     pub fn super_option_list(&self) -> impl Iterator<Item = &str> {
         self.super_options.split(',').filter(|o| !o.is_empty())
@@ -108,6 +113,18 @@ pub fn entry_at<'a>(path: &Path, entries: &'a [MountEntry]) -> Option<&'a MountE
     entries.iter().rev().find(|e| e.mount_point == path)
 }
 
+/// The mount that `path` (absolute, already canonical) is on: the entry with the longest mount
+/// point that is `path` or one of its ancestors, and of those the last mounted (the one on top).
+/// This is containerd's `LookupMount`, which its propagation checks use.
+pub fn containing<'a>(path: &Path, entries: &'a [MountEntry]) -> Option<&'a MountEntry> {
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| path.starts_with(&e.mount_point))
+        .max_by_key(|(i, e)| (e.mount_point.components().count(), *i))
+        .map(|(_, e)| e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +168,29 @@ garbage line
         assert!(is_mount_point_in(Path::new("/sys/fs/cgroup/unified"), &e));
         assert!(!is_mount_point_in(Path::new("/sys/fs"), &e));
         assert_eq!(entry_at(Path::new("/proc"), &e).map(|m| m.mount_id), Some(22));
+    }
+
+    #[test]
+    fn finds_the_mount_a_path_is_on() {
+        let text = "\
+1 0 8:1 / / rw - ext4 /dev/sda1 rw
+2 1 0:5 / /data rw shared:3 - ext4 /dev/sdb1 rw
+3 2 0:6 / /data/sub rw master:3 - tmpfs tmpfs rw
+4 2 0:7 / /data/sub rw - tmpfs tmpfs rw
+5 1 0:8 / /database rw - tmpfs tmpfs rw
+";
+        let e = parse(text);
+        let on = |p: &str| containing(Path::new(p), &e).map(|m| m.mount_id);
+        assert_eq!(on("/"), Some(1));
+        assert_eq!(on("/etc/passwd"), Some(1));
+        assert_eq!(on("/data"), Some(2));
+        assert_eq!(on("/data/x/y"), Some(2));
+        // Component-wise: /database is not under /data.
+        assert_eq!(on("/database/x"), Some(5));
+        // Of two mounts stacked at one place, the later is the one seen.
+        assert_eq!(on("/data/sub/f"), Some(4));
+        assert!(e[1].is_shared() && !e[1].is_slave());
+        assert!(e[2].is_slave() && !e[2].is_shared());
+        assert_eq!(containing(Path::new("/x"), &e[1..]), None);
     }
 }

@@ -711,12 +711,176 @@ async fn bind_mounts_and_pod_files() {
     let mounts: Vec<(String, bool)> = st.mounts.iter().map(|m| (m.container_path.clone(), m.readonly)).collect();
     assert_eq!(mounts, [("/ro".to_string(), true), ("/rw".to_string(), false)]);
 
-    // A host path that does not exist fails the create, with the runtime's reason.
-    let mut c = sh("missing-source", &img, "true");
-    c.mounts = vec![bind(&t.td.base().join("volumes/nope"), "/nope", false)];
-    let err = t.try_create(&pod, c).await.unwrap_err();
-    assert!(err.message().contains("volumes/nope"), "{:?}: {}", err.code(), err.message());
+    // A host path that does not exist is created as a directory (mode 0755, parents too), as
+    // containerd and CRI-O do for the kubelet's hostPath volumes without a type.
+    let missing = t.td.base().join("volumes/nope/deeper");
+    let mut c = sh("missing-source", &img, "echo made > /nope/made && echo ok");
+    c.mounts = vec![bind(&missing, "/nope", false)];
+    let (st, out) = t.run_to_exit(&pod, c).await;
+    assert_eq!((st.exit_code, out.as_slice()), (0, &["ok".to_string()][..]), "{st:?}");
+    for dir in [&missing, &t.td.base().join("volumes/nope")] {
+        let meta = std::fs::metadata(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert!(meta.is_dir(), "{}", dir.display());
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777, 0o755, "{}", dir.display());
+    }
+    assert_eq!(std::fs::read_to_string(missing.join("made")).unwrap(), "made\n");
 
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_status_has_the_runtime_spec() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("spec")).await;
+    let data = t.td.base().join("volumes/data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut c = cmd("inspected", &img, &["sleep", "1000"]);
+    c.mounts = vec![cri::Mount {
+        container_path: "/data".into(),
+        host_path: data.to_string_lossy().into_owned(),
+        readonly: true,
+        ..Default::default()
+    }];
+    let id = t.create(&pod, c).await;
+
+    // What crictl inspect shows: the bundle's config.json, as JSON, from the create on.
+    let info = t.info(&id).await;
+    let spec = &info["runtimeSpec"];
+    let on_disk: crius_testkit::serde_json::Value = crius_testkit::serde_json::from_slice(
+        &std::fs::read(Path::new(info["bundle"].as_str().unwrap_or_default()).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec, &on_disk, "runtimeSpec is the bundle's config.json");
+    assert_eq!(spec["process"]["args"], crius_testkit::serde_json::json!(["sleep", "1000"]), "{spec}");
+    assert_eq!(spec["root"]["path"].as_str().map(|p| p.ends_with("rootfs")), Some(true), "{spec}");
+    let mounts = spec["mounts"].as_array().cloned().unwrap_or_default();
+    let data_mount = mounts.iter().find(|m| m["destination"] == "/data").unwrap_or_else(|| panic!("{spec}"));
+    assert_eq!(data_mount["source"].as_str(), data.to_str());
+    assert!(data_mount["options"].as_array().is_some_and(|o| o.iter().any(|x| x == "ro")), "{data_mount}");
+
+    t.start_ctr(&id).await;
+    t.wait_state(&id, ContainerState::ContainerRunning, EXIT_WAIT).await;
+    assert_eq!(t.info(&id).await["runtimeSpec"], on_disk);
+    // Plain status stays without verbose info.
+    let req = cri::ContainerStatusRequest { container_id: id.clone(), verbose: false };
+    let plain = t.rt().container_status(req).await.unwrap_or_else(|s| t.fail("ContainerStatus", &s)).into_inner();
+    assert!(plain.info.is_empty(), "{:?}", plain.info);
+
+    t.finish().await;
+}
+
+/// Mounts a test makes on the host, all under one directory: every one of them is unmounted
+/// when this drops, also when the test fails half-way.
+struct HostMounts {
+    dir: PathBuf,
+}
+
+impl HostMounts {
+    fn new(dir: PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        HostMounts { dir }
+    }
+
+    fn mount(&self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: nix::mount::MsFlags) {
+        assert!(target.starts_with(&self.dir), "{} is outside {}", target.display(), self.dir.display());
+        nix::mount::mount(source, target, fstype, flags, None::<&str>)
+            .unwrap_or_else(|e| panic!("mount {source:?} on {} ({flags:?}): {e}", target.display()));
+    }
+
+    /// A directory under `dir` that is a mount point of its own (bound onto itself), with the
+    /// given propagation. `/` here is private, so this is how a test gets a shared mount.
+    fn dir_with(&self, name: &str, propagation: nix::mount::MsFlags) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        self.mount(Some(&path), &path, None, nix::mount::MsFlags::MS_BIND);
+        self.mount(None, &path, None, propagation);
+        path
+    }
+}
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        let left = host::unmount_all_under(&self.dir);
+        if !left.is_empty() {
+            eprintln!("unmounting the test's host mounts under {}:\n  {}", self.dir.display(), left.join("\n  "));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_propagation_from_the_host() {
+    use nix::mount::MsFlags;
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("propagation")).await;
+    let host_mounts = HostMounts::new(t.td.base().join("propagation"));
+    let shared = host_mounts.dir_with("shared", MsFlags::MS_SHARED);
+    let private = host_mounts.dir_with("private", MsFlags::MS_PRIVATE);
+    // A slave of `shared`: a bind of it (so a peer), then made a slave (it receives, sends nothing).
+    let slave = host_mounts.dir.join("slave");
+    std::fs::create_dir_all(&slave).unwrap();
+    host_mounts.mount(Some(&shared), &slave, None, MsFlags::MS_BIND);
+    host_mounts.mount(None, &slave, None, MsFlags::MS_SLAVE);
+
+    let mount = |source: &Path, propagation: cri::MountPropagation| cri::Mount {
+        container_path: "/shared".into(),
+        host_path: source.to_string_lossy().into_owned(),
+        propagation: propagation as i32,
+        ..Default::default()
+    };
+    // Each container waits for a file that only a mount made on the host after it started holds.
+    let cases = [
+        ("bidirectional", &shared, cri::MountPropagation::PropagationBidirectional, "rshared"),
+        ("host-to-container", &shared, cri::MountPropagation::PropagationHostToContainer, "rslave"),
+        ("host-to-container-from-a-slave", &slave, cri::MountPropagation::PropagationHostToContainer, "rslave"),
+    ];
+    for (name, source, propagation, option) in cases {
+        let sub = shared.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let script = format!(
+            "i=0; while [ ! -e /shared/{name}/marker ]; do i=$((i+1)); [ $i -gt 300 ] && echo not-seen && exit 1; \
+             sleep 0.1; done; cat /shared/{name}/marker"
+        );
+        let mut c = sh(name, &img, &script);
+        c.mounts = vec![mount(source, propagation)];
+        let id = t.run(&pod, c).await;
+        t.wait_state(&id, ContainerState::ContainerRunning, EXIT_WAIT).await;
+        let spec = t.info(&id).await["runtimeSpec"].clone();
+        let spec_mount = spec["mounts"].as_array().and_then(|ms| ms.iter().find(|m| m["destination"] == "/shared"));
+        assert!(
+            spec_mount.is_some_and(|m| m["options"].as_array().is_some_and(|o| o.iter().any(|x| x == option))),
+            "{name}: {spec}"
+        );
+        assert_eq!(spec["linux"]["rootfsPropagation"], option, "{name}");
+
+        // Made after the container started: only propagation can bring it in.
+        host_mounts.mount(Some(Path::new("tmpfs")), &sub, Some("tmpfs"), MsFlags::empty());
+        std::fs::write(sub.join("marker"), format!("{name} seen\n")).unwrap();
+        let st = t.wait_exited(&id).await;
+        let out = stdout_lines(&st.log_path);
+        assert_eq!((st.exit_code, out.as_slice()), (0, &[format!("{name} seen")][..]), "{st:?}");
+    }
+
+    // A source whose mount cannot propagate is refused, naming the path and what to do.
+    let refused = [
+        (&private, cri::MountPropagation::PropagationBidirectional, "which is not shared:"),
+        (&slave, cri::MountPropagation::PropagationBidirectional, "which is not shared:"),
+        (&private, cri::MountPropagation::PropagationHostToContainer, "which is not shared or slave:"),
+    ];
+    for (i, (source, propagation, why)) in refused.into_iter().enumerate() {
+        let mut c = sh(&format!("refused-{i}"), &img, "true");
+        c.mounts = vec![mount(source, propagation)];
+        let err = t.try_create(&pod, c).await.expect_err("a propagating mount of a source that cannot propagate");
+        let msg = err.message();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{msg}");
+        assert!(msg.contains(&*source.to_string_lossy()) && msg.contains(why), "{propagation:?}: {msg}");
+        assert!(msg.contains("mount --make-rshared"), "{msg}");
+    }
+
+    drop(host_mounts);
     t.finish().await;
 }
 

@@ -102,6 +102,10 @@ impl ContainerService {
         let built = timeline.step("spec", || {
             let (passwd, group) = ports.fs.read_user_db(&paths)?;
             ports.fs.create_volumes(&paths, &image.config.volumes)?;
+            // No undo on purpose, as containerd: a host path created here may be the one another
+            // container of the node is about to bind, and the kubelet's hostPath DirectoryOrCreate
+            // keeps what it creates as well; an empty directory left behind is harmless.
+            ports.fs.prepare_mount_sources(&record.config.mounts)?;
             let devices = ports.fs.resolve_devices(&record.config.devices, record.config.security.privileged)?;
             let seccomp_json = match record.config.security.seccomp.kind {
                 ProfileKind::Localhost if !record.config.security.privileged => {
@@ -216,6 +220,8 @@ fn validate(config: &ContainerConfig) -> Result<()> {
     if config.image.is_empty() {
         return Err(Error::invalid("container config: image.image must name an image"));
     }
+    // Before anything is made of the host paths.
+    crate::spec::mounts::validate(&config.mounts).map_err(|e| e.context("container config"))?;
     let log = &config.log_path;
     if log.starts_with('/') || log.split('/').any(|c| c == "..") {
         return Err(Error::invalid(format!(

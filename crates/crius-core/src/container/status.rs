@@ -27,10 +27,11 @@ impl ContainerView {
         }
     }
 
-    /// Verbose info (JSON): what an operator needs to inspect the container by hand.
-    pub fn verbose_info(&self) -> String {
+    /// Verbose info (JSON): what an operator needs to inspect the container by hand, with the
+    /// OCI runtime spec under "runtimeSpec" as containerd reports it (crictl inspect shows it).
+    pub fn verbose_info(&self, runtime_spec: Option<serde_json::Value>) -> String {
         let r = &self.record;
-        json!({
+        let mut info = json!({
             "id": r.id,
             "sandboxID": r.pod_id,
             "pid": r.process.map(|p| p.pid),
@@ -41,13 +42,42 @@ impl ContainerView {
             "exit": r.exit,
             "config": r.config,
             "timeline": r.timeline,
-        })
-        .to_string()
+        });
+        if let (Some(spec), Some(map)) = (runtime_spec, info.as_object_mut()) {
+            map.insert("runtimeSpec".into(), spec);
+        }
+        info.to_string()
     }
 }
 
 impl ContainerService {
     pub fn status(&self, id: &str) -> Result<ContainerView> {
         Ok(ContainerView { record: self.find(id)?.snapshot() })
+    }
+
+    /// The view's verbose info, with the spec read from its bundle. A spec that cannot be had
+    /// (the bundle is gone after a reboot, or not yet written) leaves the key out rather than
+    /// failing the status: the rest of it is what an operator needs most then.
+    pub fn verbose_info(&self, view: &ContainerView) -> String {
+        let bundle = &view.record.bundle;
+        let spec = if bundle.is_empty() {
+            None
+        } else {
+            match self.ports.fs.read_spec(bundle) {
+                Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                    Ok(spec) => Some(spec),
+                    Err(e) => {
+                        tracing::warn!(container_id = %view.record.id, error = %e, "the bundle's config.json is not JSON");
+                        None
+                    }
+                },
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(container_id = %view.record.id, error = %e, "reading the bundle's config.json");
+                    None
+                }
+            }
+        };
+        view.verbose_info(spec)
     }
 }

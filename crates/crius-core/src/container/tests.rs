@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::model::{ContainerConfig, ContainerMetadata, ContainerState};
+use super::model::{ContainerConfig, ContainerMetadata, ContainerState, Mount};
 use super::{ContainerEventKind, ContainerFilter, ContainerOptions, ContainerService};
 use crate::ErrorKind;
 use crate::image::ImageConfigInfo;
@@ -106,6 +106,7 @@ const FAULTS: &[(&str, usize)] = &[
     ("prepare", 0),
     ("read_user_db", 0),
     ("create_volumes", 0),
+    ("mount_sources", 0),
     ("ensure_log_dir", 0),
     ("write_spec", 0),
     ("create_container", 0),
@@ -151,6 +152,44 @@ fn create_checks_pod_image_name_and_privilege() {
     e.sandboxes.stop(&e.pod_id).unwrap();
     assert_eq!(e.svc.create(&e.pod_id, config("b")).unwrap_err().kind(), ErrorKind::FailedPrecondition);
     assert!(e.fakes.log().iter().all(|l| !l.starts_with("prepare") || l.contains(&id[..6])));
+}
+
+#[test]
+fn mount_sources_are_prepared_after_their_paths_are_checked() {
+    let e = env();
+    let bind = |host: &str| Mount { container_path: "/data".into(), host_path: host.into(), ..Default::default() };
+    let mut c = config("a");
+    c.mounts = vec![bind("/srv/data")];
+    e.svc.create(&e.pod_id, c).unwrap();
+    assert_eq!(e.fakes.world().mount_sources, ["/srv/data"]);
+
+    // A relative host path is refused before anything is made of it on the host (it would be
+    // created relative to the daemon's working directory), or of the container.
+    let calls = e.fakes.log().len();
+    let mut c = config("b");
+    c.mounts = vec![bind("srv/data")];
+    let err = e.svc.create(&e.pod_id, c).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("mounts[0].host_path"), "{err}");
+    assert_eq!(e.fakes.log()[calls..], [] as [String; 0], "no port was called");
+}
+
+#[test]
+fn verbose_status_has_the_runtime_spec() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("app")).unwrap();
+    let view = e.svc.status(&id).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&e.svc.verbose_info(&view)).unwrap();
+    assert_eq!(info["id"], id.as_str());
+    let spec = &info["runtimeSpec"];
+    assert_eq!(spec, &e.fakes.world().specs[&id], "the bundle's config.json, as JSON");
+    assert_eq!(spec["process"]["args"][0], "sh", "{spec}");
+
+    // A spec that cannot be read leaves the key out, not the status.
+    e.fakes.fail_once("read_spec");
+    let info: serde_json::Value = serde_json::from_str(&e.svc.verbose_info(&view)).unwrap();
+    assert_eq!(info["id"], id.as_str());
+    assert!(info.get("runtimeSpec").is_none(), "{info}");
 }
 
 #[test]

@@ -144,8 +144,15 @@ pub trait ContainerFs: Send + Sync {
     ) -> Result<Vec<crate::spec::HostDevice>>;
     /// A localhost seccomp profile's content.
     fn read_seccomp_profile(&self, path: &str) -> Result<String>;
+    /// Readies the host side of the CRI bind mounts: a missing host path is made a directory
+    /// (mode 0755, parents too), as containerd and CRI-O do for the kubelet's untyped hostPath
+    /// volumes, and the source of a propagating mount must be on a shared (Bidirectional) or a
+    /// shared or slave (HostToContainer) mount. What it creates is kept, even on a later failure.
+    fn prepare_mount_sources(&self, mounts: &[crate::container::model::Mount]) -> Result<()>;
     /// Writes config.json into the bundle.
     fn write_spec(&self, paths: &ContainerPaths, spec_json: &[u8]) -> Result<()>;
+    /// The bundle's config.json as written; None when it is gone (the bundle is volatile).
+    fn read_spec(&self, bundle: &str) -> Result<Option<Vec<u8>>>;
     /// Creates the directory of a log file (the kubelet usually has).
     fn ensure_log_dir(&self, log_path: &str) -> Result<()>;
     /// Unmounts the rootfs and removes the bundle and the writable layer. Idempotent.

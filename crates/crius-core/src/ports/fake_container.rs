@@ -12,7 +12,7 @@ use super::container::{
     ExitRecords, OciRuntime, Resources, RuntimeHandler,
 };
 use super::image::ImageStore;
-use crate::container::model::{ContainerRecord, Device};
+use crate::container::model::{ContainerRecord, Device, Mount};
 use crate::error::{Error, Result};
 use crate::image::{Digest, FsUsage, ImageConfigInfo, ImageRecord, ImageRef, RegistryAuth};
 use crate::sandbox::model::ProcRef;
@@ -34,6 +34,8 @@ pub struct ContainerWorld {
     pub exits: BTreeMap<String, ContainerExit>,
     pub images: Vec<ImageRecord>,
     pub specs: BTreeMap<String, serde_json::Value>,
+    /// The host paths of the CRI mounts each create prepared, in order.
+    pub mount_sources: Vec<String>,
     pub next_pid: i32,
     pub signals: Vec<(i32, i32)>,
     pub exec: Option<ExecOutput>,
@@ -183,6 +185,16 @@ impl ContainerFs for ContainerFakes {
         let spec = serde_json::from_slice(spec_json).map_err(|e| Error::internal("fake spec", e))?;
         self.op("write_spec", &id)?.specs.insert(id, spec);
         Ok(())
+    }
+    fn prepare_mount_sources(&self, mounts: &[Mount]) -> Result<()> {
+        let mut w = self.op("mount_sources", "")?;
+        w.mount_sources.extend(mounts.iter().map(|m| m.host_path.clone()));
+        Ok(())
+    }
+    fn read_spec(&self, bundle: &str) -> Result<Option<Vec<u8>>> {
+        let id = bundle.rsplit('/').nth(1).unwrap_or_default();
+        let w = self.op("read_spec", id)?;
+        w.specs.get(id).map(|s| serde_json::to_vec(s).map_err(|e| Error::internal("fake spec", e))).transpose()
     }
     fn ensure_log_dir(&self, log_path: &str) -> Result<()> {
         drop(self.op("ensure_log_dir", log_path)?);

@@ -26,8 +26,9 @@ pub struct Mounts {
     pub rootfs_propagation: Option<String>,
 }
 
-pub fn mounts(cri: &[Mount], pod: PodFiles<'_>, readonly_rootfs: bool, privileged: bool) -> Result<Mounts> {
-    let mut binds: Vec<Mount> = Vec::with_capacity(cri.len() + 4);
+/// Both paths of every CRI mount must be absolute: checked before anything is made of them
+/// (a missing host path is created on the host).
+pub fn validate(cri: &[Mount]) -> Result<()> {
     for (i, m) in cri.iter().enumerate() {
         if !m.container_path.starts_with('/') {
             return Err(Error::invalid(format!(
@@ -38,8 +39,15 @@ pub fn mounts(cri: &[Mount], pod: PodFiles<'_>, readonly_rootfs: bool, privilege
         if !m.host_path.starts_with('/') {
             return Err(Error::invalid(format!("mounts[{i}].host_path {:?} must be an absolute path", m.host_path)));
         }
-        binds.push(Mount { container_path: clean(&m.container_path), ..m.clone() });
     }
+    Ok(())
+}
+
+pub fn mounts(cri: &[Mount], pod: PodFiles<'_>, readonly_rootfs: bool, privileged: bool) -> Result<Mounts> {
+    validate(cri)?;
+    let mut binds: Vec<Mount> =
+        cri.iter().map(|m| Mount { container_path: clean(&m.container_path), ..m.clone() }).collect();
+    binds.reserve(4);
     let cri_dests: Vec<String> = binds.iter().map(|m| m.container_path.clone()).collect();
     let extra = [
         ("/etc/hostname", pod.hostname, readonly_rootfs),

@@ -3,10 +3,10 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crius_core::container::model::Device;
+use crius_core::container::model::{Device, Mount, Propagation};
 use crius_core::ports::container::{ContainerFs, ContainerPaths};
 use crius_core::spec::HostDevice;
 use crius_core::{Error, Result};
@@ -16,6 +16,10 @@ use super::securejoin::secure_join;
 
 /// The kernel's limit on mount options (one page); overlay's lowerdir must fit in it.
 const MAX_MOUNT_DATA: usize = 4000;
+
+/// Missing host paths that are refused rather than created as a directory (CRI-O's default
+/// `absent_mount_sources_to_reject`): a directory at /etc/hostname breaks the node's next boot.
+const ABSENT_SOURCES_TO_REJECT: &[&str] = &["/etc/hostname"];
 
 pub struct HostContainerFs {
     /// `<root>/containers`: writable layers (and the records, which the state store owns).
@@ -124,9 +128,37 @@ impl ContainerFs for HostContainerFs {
         })
     }
 
+    fn prepare_mount_sources(&self, mounts: &[Mount]) -> Result<()> {
+        // Read once, and only when some mount propagates.
+        let mut table: Option<Vec<crius_sys::mountinfo::MountEntry>> = None;
+        for (i, m) in mounts.iter().enumerate() {
+            ensure_host_path(i, &m.host_path, ABSENT_SOURCES_TO_REJECT)?;
+            if m.propagation == Propagation::Private {
+                continue;
+            }
+            let entries = match &mut table {
+                Some(t) => t,
+                None => table.insert(
+                    crius_sys::mountinfo::read_self().map_err(|e| Error::internal("reading the mount table", e))?,
+                ),
+            };
+            check_propagation(i, m, entries)?;
+        }
+        Ok(())
+    }
+
     fn write_spec(&self, paths: &ContainerPaths, spec_json: &[u8]) -> Result<()> {
         let path = Path::new(&paths.bundle).join("config.json");
         write_replace_volatile(&path, spec_json, 0o600).map_err(io_err(format!("writing {}", path.display())))
+    }
+
+    fn read_spec(&self, bundle: &str) -> Result<Option<Vec<u8>>> {
+        let path = Path::new(bundle).join("config.json");
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::internal(format!("reading {}", path.display()), e)),
+        }
     }
 
     fn ensure_log_dir(&self, log_path: &str) -> Result<()> {
@@ -150,6 +182,56 @@ impl ContainerFs for HostContainerFs {
         }
         Ok(())
     }
+}
+
+/// Creates a missing bind-mount source as a directory, as containerd's `WithMounts` and CRI-O's
+/// `addOCIBindMounts` do: the kubelet leaves hostPath volumes without a type to the runtime.
+fn ensure_host_path(i: usize, host_path: &str, reject: &[&str]) -> Result<()> {
+    match fs::metadata(host_path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let cleaned = crius_core::spec::mounts::clean(host_path);
+            if reject.contains(&cleaned.as_str()) {
+                return Err(Error::invalid(format!(
+                    "mounts[{i}].host_path {host_path:?} does not exist and would be created as a directory, which \
+                     breaks the node: create it as a file on the node first"
+                )));
+            }
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(host_path)
+                .map_err(io_err(format!("mounts[{i}]: creating the missing host path {host_path:?} as a directory")))?;
+            tracing::info!(host_path, "created the missing host path of a bind mount as a directory");
+            Ok(())
+        }
+        Err(e) => Err(Error::internal(format!("mounts[{i}]: looking up the host path {host_path:?}"), e)),
+    }
+}
+
+/// containerd's `ensureShared` and `ensureSharedOrSlave`: a propagating bind of a source on a
+/// private mount would be accepted by the runtime and silently propagate nothing.
+fn check_propagation(i: usize, m: &Mount, entries: &[crius_sys::mountinfo::MountEntry]) -> Result<()> {
+    let host_path = &m.host_path;
+    // The runtime binds what the path resolves to, so that is the mount to check.
+    let resolved = fs::canonicalize(host_path).map_err(io_err(format!("mounts[{i}]: resolving {host_path:?}")))?;
+    let entry = crius_sys::mountinfo::containing(&resolved, entries).ok_or_else(|| {
+        Error::precondition(format!("mounts[{i}]: host path {host_path:?} is on no mount of this mount namespace"))
+    })?;
+    let (ok, needs, mode) = match m.propagation {
+        Propagation::Bidirectional => (entry.is_shared(), "shared", "Bidirectional"),
+        Propagation::HostToContainer => (entry.is_shared() || entry.is_slave(), "shared or slave", "HostToContainer"),
+        Propagation::Private => return Ok(()),
+    };
+    if ok {
+        return Ok(());
+    }
+    let mount_point = entry.mount_point.display();
+    Err(Error::precondition(format!(
+        "mounts[{i}]: host path {host_path:?} is on the mount {mount_point}, which is not {needs}: \
+         {mode} mount propagation needs it {needs}; make it so on the node (mount --make-rshared {mount_point}, \
+         or bind the directory onto itself first to make it a mount point of its own) or use no propagation"
+    )))
 }
 
 fn remove_dir_all(path: &Path) -> Result<()> {
@@ -204,5 +286,78 @@ fn walk_dev(dir: &Path, out: &mut Vec<HostDevice>) {
         if let Some(device) = host_device(&path_str, &meta, &path_str, "rwm") {
             out.push(device);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crius_core::ErrorKind;
+    use crius_sys::mountinfo::parse;
+
+    #[test]
+    fn a_missing_host_path_becomes_a_directory_with_its_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/c");
+        ensure_host_path(0, path.to_str().unwrap(), &[]).unwrap();
+        assert!(path.is_dir());
+        // An existing path (a file here) is left as it is.
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        ensure_host_path(0, file.to_str().unwrap(), &[]).unwrap();
+        assert_eq!(fs::read_to_string(&file).unwrap(), "x");
+    }
+
+    #[test]
+    fn a_missing_path_on_the_reject_list_is_refused_and_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostname");
+        let listed = path.to_str().unwrap().to_string();
+        // However it is spelled.
+        let spelled = format!("{}//./hostname", dir.path().display());
+        let err = ensure_host_path(3, &spelled, &[&listed]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("mounts[3].host_path") && err.to_string().contains("as a file"), "{err}");
+        assert!(!path.exists());
+        // Once it exists, it is mounted like any other.
+        fs::write(&path, "node\n").unwrap();
+        ensure_host_path(3, &listed, &[&listed]).unwrap();
+        assert!(ABSENT_SOURCES_TO_REJECT.contains(&"/etc/hostname"));
+    }
+
+    fn bind(host_path: &Path, propagation: Propagation) -> Mount {
+        Mount {
+            container_path: "/x".into(),
+            host_path: host_path.to_string_lossy().into_owned(),
+            propagation,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn propagation_needs_a_shared_or_slave_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        for sub in ["shared", "slave", "private"] {
+            fs::create_dir(root.join(sub)).unwrap();
+        }
+        let table = parse(&format!(
+            "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n\
+             2 1 0:5 / {r}/shared rw shared:7 - ext4 /dev/sda1 rw\n\
+             3 1 0:5 / {r}/slave rw master:7 - ext4 /dev/sda1 rw\n",
+            r = root.display()
+        ));
+        let check = |sub: &str, p: Propagation| check_propagation(1, &bind(&root.join(sub), p), &table);
+        check("shared", Propagation::Bidirectional).unwrap();
+        check("shared", Propagation::HostToContainer).unwrap();
+        check("slave", Propagation::HostToContainer).unwrap();
+        let err = check("slave", Propagation::Bidirectional).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        let msg = err.to_string();
+        assert!(msg.contains("mounts[1]") && msg.contains(&format!("{}/slave", root.display())), "{msg}");
+        assert!(msg.contains("which is not shared:") && msg.contains("mount --make-rshared"), "{msg}");
+        // On the private `/`.
+        let err = check("private", Propagation::HostToContainer).unwrap_err();
+        assert!(err.to_string().contains("is on the mount /, which is not shared or slave"), "{err}");
     }
 }
