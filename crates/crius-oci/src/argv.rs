@@ -47,7 +47,7 @@ impl Runtime {
     }
 
     pub fn from_handler(handler: &RuntimeHandler) -> Self {
-        Runtime::new(&handler.binary, &handler.root)
+        Runtime { systemd_cgroup: handler.systemd_cgroup, ..Runtime::new(&handler.binary, &handler.root) }
     }
 
     pub fn with_log(mut self, log: impl Into<PathBuf>) -> Self {
@@ -307,7 +307,12 @@ mod tests {
         assert_eq!(RuntimeKind::of_binary(Path::new("crun-1.8")), RuntimeKind::Crun);
         assert_eq!(RuntimeKind::of_binary(Path::new("/usr/sbin/runc")), RuntimeKind::Runc);
         assert_eq!(RuntimeKind::of_binary(Path::new("/opt/youki")), RuntimeKind::Runc);
-        let handler = RuntimeHandler { name: "fast".into(), binary: "/usr/bin/crun".into(), root: "/r".into() };
+        let handler = RuntimeHandler {
+            name: "fast".into(),
+            binary: "/usr/bin/crun".into(),
+            root: "/r".into(),
+            ..Default::default()
+        };
         let rt = Runtime::from_handler(&handler);
         assert_eq!((rt.kind, rt.root.as_path()), (RuntimeKind::Crun, Path::new("/r")));
     }
@@ -368,6 +373,20 @@ mod tests {
                 "c1"
             ]
         );
+    }
+
+    #[test]
+    fn a_systemd_handler_asks_for_systemd_cgroups() {
+        let handler = RuntimeHandler {
+            name: "runc".into(),
+            binary: "/usr/sbin/runc".into(),
+            root: "/r".into(),
+            systemd_cgroup: true,
+        };
+        let words = words(&Runtime::from_handler(&handler), &Subcommand::State { id: "c1".into() });
+        assert_eq!(words, ["--root", "/r", "--systemd-cgroup", "state", "c1"]);
+        let plain = RuntimeHandler { systemd_cgroup: false, ..handler };
+        assert!(!Runtime::from_handler(&plain).systemd_cgroup);
     }
 
     #[test]

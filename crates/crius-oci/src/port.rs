@@ -158,7 +158,12 @@ mod tests {
     #[test]
     fn bad_ids_are_refused_before_running_anything() {
         let port = OciPort::new(OciConfig::new("/nonexistent"));
-        let handler = RuntimeHandler { name: "runc".into(), binary: "/nonexistent/runc".into(), root: "/r".into() };
+        let handler = RuntimeHandler {
+            name: "runc".into(),
+            binary: "/nonexistent/runc".into(),
+            root: "/r".into(),
+            ..Default::default()
+        };
         let err = port.delete(&handler, "--all").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
         let err = port.exec_sync(&handler, "../x", &["true".into()], None).unwrap_err();

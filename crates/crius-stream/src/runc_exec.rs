@@ -96,7 +96,13 @@ impl ExecBackend for RuncExec {
             (cmd.spawn().map_err(spawn_err)?, None)
         };
         let exec_proc = Arc::new(std::sync::Mutex::new(None));
-        let mut guard = ExecGuard { child: Some(child), exec_proc: exec_proc.clone(), pid_file: pid_file.clone() };
+        let work_dir = work.path().to_path_buf();
+        let mut guard = ExecGuard {
+            child: Some(child),
+            exec_proc: exec_proc.clone(),
+            pid_file: pid_file.clone(),
+            work: Some(work),
+        };
         let runtime_pid = guard.pid();
         // The exec'd process's identity (pid and start time), taken as soon as the runtime
         // names it: runc's exec'd process is not its child (it is reparented past it), so
@@ -159,7 +165,7 @@ impl ExecBackend for RuncExec {
         let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         if code != 0 && !pid_file.exists() {
             // The runtime failed before the command ran: its reason is in its log.
-            let log = std::fs::read(work.path().join("log.json")).unwrap_or_default();
+            let log = std::fs::read(work_dir.join("log.json")).unwrap_or_default();
             let message = crius_oci::output::error_message(&log, b"");
             return Err(BackendError::Runtime(if message.is_empty() {
                 format!("{} exec exited with {code}", handler.binary)
@@ -222,6 +228,8 @@ struct ExecGuard {
     /// Read once more at drop: the watcher polls, and a client can leave between the runtime
     /// writing the file and the watcher's next look.
     pid_file: PathBuf,
+    /// The pid file's directory, kept as long as the file may still be written.
+    work: Option<tempfile::TempDir>,
 }
 
 impl ExecGuard {
@@ -242,14 +250,47 @@ impl ExecGuard {
 impl Drop for ExecGuard {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        let exec_proc = crate::sync::lock(&self.exec_proc).or_else(|| read_pid_file(&self.pid_file));
-        if let Some(proc_id) = exec_proc {
-            match proctree::kill_tree(proc_id) {
-                Ok(killed) => tracing::debug!(pid = proc_id.pid, killed, "killed an abandoned exec"),
-                Err(e) => tracing::warn!(pid = proc_id.pid, error = %e, "killing an abandoned exec"),
-            }
+        let work = self.work.take();
+        if let Some(proc_id) = crate::sync::lock(&self.exec_proc).or_else(|| read_pid_file(&self.pid_file)) {
+            kill_abandoned(proc_id);
+            let _ = child.start_kill();
+            return;
         }
-        let _ = child.start_kill();
+        // The runtime starts the process before it writes the pid file: a client that leaves in
+        // between must still have it killed. Keep the runtime (the process's parent, so its
+        // identity holds) and the file's directory until the file names it, off this thread.
+        let pid_file = self.pid_file.clone();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            let _ = child.start_kill();
+            return;
+        };
+        rt.spawn(async move {
+            let _work = work;
+            for _ in 0..PID_FILE_WAIT_ROUNDS {
+                let exited = matches!(child.try_wait(), Ok(Some(_)));
+                if let Some(proc_id) = read_pid_file(&pid_file) {
+                    kill_abandoned(proc_id);
+                    break;
+                }
+                if exited {
+                    break;
+                }
+                tokio::time::sleep(PID_FILE_POLL).await;
+            }
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        });
+    }
+}
+
+/// How long an abandoned exec's pid file is waited for (400 x 5 ms).
+const PID_FILE_WAIT_ROUNDS: usize = 400;
+const PID_FILE_POLL: Duration = Duration::from_millis(5);
+
+fn kill_abandoned(proc_id: ProcId) {
+    match proctree::kill_tree(proc_id) {
+        Ok(killed) => tracing::debug!(pid = proc_id.pid, killed, "killed an abandoned exec"),
+        Err(e) => tracing::warn!(pid = proc_id.pid, error = %e, "killing an abandoned exec"),
     }
 }
 
@@ -267,5 +308,50 @@ async fn watch_pid_file(pid_file: PathBuf, slot: Arc<std::sync::Mutex<Option<Pro
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that leaves after the runtime started the process but before it wrote the pid
+    /// file: the process is still found (once the file appears) and killed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exec_abandoned_before_its_pid_file_is_still_killed() {
+        let work = tempfile::tempdir().unwrap();
+        let pid_file = work.path().join("pid");
+        let tmp = work.path().join("pid.tmp");
+        // The stand-in runtime: starts the "exec'd" process, names it 200 ms later, waits.
+        let script = format!(
+            "sleep 1000 & echo $! > {t}; sleep 0.2; mv {t} {p}; wait",
+            t = tmp.display(),
+            p = pid_file.display()
+        );
+        let child = Command::new("sh").args(["-c", &script]).kill_on_drop(true).spawn().unwrap();
+        let runtime_pid = child.id().unwrap() as i32;
+        let guard = ExecGuard {
+            child: Some(child),
+            exec_proc: Arc::new(std::sync::Mutex::new(None)),
+            pid_file: pid_file.clone(),
+            work: Some(work),
+        };
+        // The process exists, its pid file does not yet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let sleeper = loop {
+            if let Ok(text) = std::fs::read_to_string(&tmp) {
+                break text.trim().parse::<i32>().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "the stand-in runtime did not start");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert!(!pid_file.exists());
+        let start = proc_start_time(sleeper).unwrap();
+        drop(guard);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while proc_start_time(sleeper) == Some(start) || proc_start_time(runtime_pid).is_some() {
+            assert!(std::time::Instant::now() < deadline, "the abandoned exec or its runtime survived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

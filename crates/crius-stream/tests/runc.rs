@@ -66,6 +66,7 @@ async fn server_for(c: &Container) -> StreamServer {
         name: "runc".into(),
         binary: c.runtime.binary.display().to_string(),
         root: c.runtime.root.display().to_string(),
+        ..Default::default()
     };
     let scratch = c._dir.path().join("exec");
     let exec = RuncExec::new(Arc::new(move |_id: &str| Ok(handler.clone())), scratch);

@@ -164,9 +164,13 @@ fn parse_log_level(s: &str) -> Result<LogLevel, String> {
 impl Config {
     /// The file (explicit, or the default path if it exists), then the flags.
     pub fn load(flags: &ConfigFlags) -> anyhow::Result<Config> {
-        let mut config = match &flags.config {
+        let file = match &flags.config {
+            Some(path) => Some(path.as_path()),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Some(Path::new(DEFAULT_CONFIG_PATH)),
+            None => None,
+        };
+        let mut config = match file {
             Some(path) => Self::from_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Self::from_file(Path::new(DEFAULT_CONFIG_PATH))?,
             None => Config::default(),
         };
         if let Some(v) = &flags.listen {
@@ -181,7 +185,11 @@ impl Config {
         if let Some(v) = flags.log_level {
             config.log_level = v;
         }
-        config.validate()?;
+        // Name where a bad value came from: the file, unless a flag set it.
+        config.validate().map_err(|e| match file {
+            Some(path) => e.context(format!("in {} (and the command-line flags)", path.display())),
+            None => e.context("in the command-line flags"),
+        })?;
         Ok(config)
     }
 
@@ -244,6 +252,7 @@ impl Config {
                     name: name.clone(),
                     binary: find_binary(&rt.binary).to_string_lossy().into_owned(),
                     root: rt.root.clone().unwrap_or_else(|| self.state.join(name)).to_string_lossy().into_owned(),
+                    systemd_cgroup: self.cgroup_driver == CgroupDriverName::Systemd,
                 };
                 (name.clone(), handler)
             })

@@ -42,6 +42,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let _lock = crate::lock::lock_state_dir(&config.state)?;
+    if config.cgroup_driver == CgroupDriverName::Systemd && !crius_sys::cgroups::systemd_running() {
+        anyhow::bail!(
+            "cgroup_driver = \"systemd\", but systemd is not running on this host (no /run/systemd/system): \
+             set cgroup_driver = \"cgroupfs\" (and the kubelet's cgroupDriver to match)"
+        );
+    }
     let listener = bind_socket(&config.listen)?;
 
     let metrics = Arc::new(Metrics::new());

@@ -17,6 +17,10 @@ pub struct RuntimeHandler {
     pub binary: String,
     /// The runtime's --root (its state directory).
     pub root: String,
+    /// `--systemd-cgroup` (the systemd cgroup driver): the runtime makes each container's
+    /// cgroup a systemd scope, and reads the spec's cgroupsPath as "slice:prefix:name".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_cgroup: bool,
 }
 
 /// What the monitor needs to create one container with the OCI runtime.

@@ -37,7 +37,12 @@ fn env() -> Env {
     let options = ContainerOptions {
         runtimes: BTreeMap::from([(
             "runc".to_string(),
-            RuntimeHandler { name: "runc".into(), binary: "runc".into(), root: "/run/crius/runc".into() },
+            RuntimeHandler {
+                name: "runc".into(),
+                binary: "runc".into(),
+                root: "/run/crius/runc".into(),
+                ..Default::default()
+            },
         )]),
         default_runtime: "runc".into(),
         host: Default::default(),

@@ -42,6 +42,7 @@ impl<'a> World<'a> {
             name: "runc".into(),
             binary: runc.to_string_lossy().into_owned(),
             root: env.tmp.path().join("runc").to_string_lossy().into_owned(),
+            ..Default::default()
         };
         let pod_id = unique(name);
         let (pod, pending) = env.port.start(&env.spec(&pod_id)).expect("starting the pod");

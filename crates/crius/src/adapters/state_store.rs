@@ -85,15 +85,18 @@ impl<R: Record + Serialize> FileStateStore<R> {
         let dir = self.record_dir(record.id());
         let path = dir.join("state.json");
         let fail = |e: io::Error| Error::internal(format!("writing {}", path.display()), e);
-        if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(fail)?;
-            if durable {
-                sync_dir(&self.dir).map_err(fail)?;
-            }
-        }
+        // The record's directory may have been made by someone else (the pod's files) without a
+        // flush: its first durable record flushes the entry in <root>/<kind> too, or a power
+        // loss could lose a pod whose record was on disk.
+        let first_durable = durable && !path.exists();
+        fs::create_dir_all(&dir).map_err(fail)?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal("encoding a record", e))?;
         if durable { write_atomic(&path, &json, 0o600) } else { write_replace_volatile(&path, &json, 0o600) }
-            .map_err(fail)
+            .map_err(fail)?;
+        if first_durable {
+            sync_dir(&self.dir).map_err(fail)?;
+        }
+        Ok(())
     }
 }
 
