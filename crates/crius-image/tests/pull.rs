@@ -276,6 +276,35 @@ async fn mirrors_first_then_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_layer_the_mirror_serves_wrong_comes_from_the_next_endpoint() {
+    need_root!();
+    let upstream = TestRegistry::start().await.unwrap();
+    let mirror = TestRegistry::start().await.unwrap();
+    let img = catalog::user_numeric().build();
+    assert!(img.layers.len() >= 2);
+    upstream.push("team/app", "v1", &img).await.unwrap();
+    mirror.push("team/app", "v1", &img).await.unwrap();
+    // The mirror has the manifest and the config, but one of its layers is corrupt.
+    mirror.tamper_blob(&img.layers[1].digest).unwrap();
+    let cfg = format!("[\"{}\"]\nmirrors = [\"{}\"]\n", upstream.host(), mirror.host());
+    let s = Store::new(&cfg);
+    let rec = s.pull(&upstream.reference("team/app", "v1")).await.unwrap();
+    assert_eq!(rec.id.as_str(), img.id());
+    assert_eq!(upstream.manifest_gets("team/app"), 0, "the manifest came from the mirror");
+    assert_eq!(mirror.blob_gets("team/app", &img.layers[0].digest), 1);
+    assert_eq!(upstream.blob_gets("team/app", &img.layers[0].digest), 0, "a good layer comes from the mirror only");
+    assert_eq!(upstream.blob_gets("team/app", &img.layers[1].digest), 1, "the corrupt one from the upstream");
+    assert!(s.entries("tmp").is_empty(), "{:?}", s.entries("tmp"));
+
+    // With no endpoint after the mirror, the corrupt layer fails the pull and nothing is kept.
+    let only = format!("[\"{}\"]\nmirrors = [\"{}\"]\nupstream = false\n", upstream.host(), mirror.host());
+    let s = Store::new(&only);
+    let err = s.pull(&upstream.reference("team/app", "v1")).await.unwrap_err();
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+    assert!(s.store().list().is_empty() && s.entries("layers").is_empty() && s.entries("tmp").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mirrors_only_never_falls_back() {
     need_root!();
     let mirror = TestRegistry::start().await.unwrap();

@@ -75,7 +75,7 @@ impl Inner {
     /// Returns the bytes the unpacked layer takes.
     pub(crate) async fn ensure_layer(
         self: &Arc<Self>,
-        client: &RegistryClient,
+        clients: &[RegistryClient],
         job: LayerJob<'_>,
         work: &Path,
         progress: &Progress,
@@ -105,7 +105,9 @@ impl Inner {
                 }
                 Role::Lead(tx) => {
                     let _entry = InflightEntry { inner: self, chain_id: job.chain_id };
-                    let result = self.download_layer(client, &job, work, progress).await;
+                    let what = format!("layer {}", job.digest);
+                    let result =
+                        from_first(clients, &what, |client| self.download_layer(client, &job, work, progress)).await;
                     if result.is_err() {
                         job.siblings.fail();
                     }
@@ -147,6 +149,10 @@ impl Inner {
         job.siblings.check(job.digest)?;
         let started = Instant::now();
         let dest = work.join(job.chain_id.hex());
+        // What a failed attempt on another endpoint unpacked (its unpacker has finished).
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(ImageError::io("removing", &dest))?;
+        }
         std::fs::create_dir(&dest).map_err(ImageError::io("creating", &dest))?;
         let response = client.blob(job.digest).await?;
 
@@ -204,6 +210,52 @@ impl Inner {
         progress.layer_downloaded(job.digest.as_str(), bytes, started.elapsed().as_secs_f64());
         Ok(size)
     }
+}
+
+/// `fetch` from each endpoint in turn until one succeeds. What a registry did wrong (missing,
+/// refused, unreachable, stalled, wrong bytes) moves on to the next; a fault here (disk,
+/// hostile content whose digest was right, a stopped pull) does not.
+pub(crate) async fn from_first<'a, T, F, Fut>(
+    clients: &'a [RegistryClient],
+    what: &str,
+    mut fetch: F,
+) -> Result<T, ImageError>
+where
+    F: FnMut(&'a RegistryClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ImageError>>,
+{
+    let mut failures = Vec::new();
+    for (i, client) in clients.iter().enumerate() {
+        match fetch(client).await {
+            Ok(v) => {
+                if !failures.is_empty() {
+                    tracing::info!(what, registry = %client.registry(), "fetched from a later endpoint");
+                }
+                return Ok(v);
+            }
+            Err(e) if i + 1 < clients.len() && registry_fault(&e) => {
+                tracing::warn!(what, registry = %client.registry(), error = %e, "trying the next endpoint");
+                failures.push(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(failures.pop().unwrap_or(ImageError::Cancelled { what: format!("{what}: no endpoint to fetch it from") }))
+}
+
+fn registry_fault(e: &ImageError) -> bool {
+    matches!(
+        e,
+        ImageError::Unauthorized { .. }
+            | ImageError::NotFound { .. }
+            | ImageError::RegistryStatus { .. }
+            | ImageError::Unreachable { .. }
+            | ImageError::TokenRefused { .. }
+            | ImageError::NoProgress { .. }
+            | ImageError::DigestMismatch { .. }
+            | ImageError::SizeMismatch { .. }
+            | ImageError::TooLarge { .. }
+    )
 }
 
 /// Removes a layer's in-flight entry when its download ends, however it ends.

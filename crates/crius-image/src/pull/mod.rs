@@ -63,9 +63,13 @@ impl Inner {
             return Ok(record);
         }
 
-        let client = &resolved.client;
+        let clients = &resolved.clients;
         let config_digest = parse_digest(&resolved.manifest.config.digest, &shown)?;
-        let config_bytes = client.small_blob(&config_digest, resolved.manifest.config.size, MAX_CONFIG_BYTES).await?;
+        let config_size = resolved.manifest.config.size;
+        let config_bytes = layer::from_first(clients, &format!("config {config_digest}"), |client| {
+            client.small_blob(&config_digest, config_size, MAX_CONFIG_BYTES)
+        })
+        .await?;
         let bad_config =
             |why: String| ImageError::BadConfig { reference: shown.clone(), digest: config_digest.to_string(), why };
         let config = ConfigFile::parse(&config_bytes).map_err(bad_config)?;
@@ -91,7 +95,7 @@ impl Inner {
                 chain_id: &chains[i],
                 siblings: &siblings,
             };
-            self.ensure_layer(client, job, work.path(), &progress)
+            self.ensure_layer(clients, job, work.path(), &progress)
         });
         // Every job runs to its end (a failed one stops the others early): a job dropped
         // mid-stream would leave its unpacker writing into the work dir while it is removed.

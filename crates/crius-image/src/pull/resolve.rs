@@ -13,7 +13,10 @@ use crate::registry::{RegistryClient, endpoints_for};
 use crate::store::Inner;
 
 pub(crate) struct Resolved {
-    pub client: RegistryClient,
+    /// The endpoint that served the manifest, then the ones after it in order: blobs are
+    /// content-addressed, so one that fails on the first (a mirror that lacks a layer, stalls
+    /// or serves wrong bytes) is fetched from the next.
+    pub clients: Vec<RegistryClient>,
     /// What the tag points at (an index, or the manifest itself): the repo digest.
     pub top_digest: Digest,
     pub manifest: Manifest,
@@ -30,21 +33,19 @@ pub(crate) async fn resolve(
     let (endpoints, _upstream) = endpoints_for(&inner.registries, &reference.registry, auth);
     let mut attempts = Vec::new();
     let mut all_not_found = true;
-    for endpoint in endpoints {
+    let client_for = |endpoint| {
+        RegistryClient::new(inner.http.clone(), endpoint, &reference.repository, &shown, inner.pull.progress_timeout())
+    };
+    let mut endpoints = endpoints.into_iter();
+    while let Some(endpoint) = endpoints.next() {
         let mirror = endpoint.mirror;
         let host = endpoint.host.clone();
-        let client = RegistryClient::new(
-            inner.http.clone(),
-            endpoint,
-            &reference.repository,
-            &shown,
-            inner.pull.progress_timeout(),
-        );
-        match resolve_on(client, reference).await {
-            Ok(r) => {
+        match resolve_on(client_for(endpoint), reference).await {
+            Ok(mut r) => {
                 if mirror {
                     tracing::info!(image = %shown, mirror = %host, "pulling from mirror");
                 }
+                r.clients.extend(endpoints.map(client_for));
                 return Ok(r);
             }
             Err(e) if mirror => {
@@ -103,7 +104,7 @@ async fn resolve_on(client: RegistryClient, reference: &ImageRef) -> Result<Reso
         }
     };
     check_manifest(&manifest, &shown)?;
-    Ok(Resolved { client, top_digest: top.digest, manifest, manifest_bytes, manifest_digest })
+    Ok(Resolved { clients: vec![client], top_digest: top.digest, manifest, manifest_bytes, manifest_digest })
 }
 
 fn check_manifest(m: &Manifest, shown: &str) -> Result<(), ImageError> {
