@@ -233,15 +233,22 @@ gcc -static -Os -s -o "$T/img/serve" scripts/bench/serve.c
 PAUSE_IMAGE=crius-bench.local/pause:1
 "$BENCH" oci-image --layout "$T/img/pause-layout" --name "$PAUSE_IMAGE" --add /pause="$T/img/pause" \
   --dir dev --dir proc --dir sys --dir etc --entrypoint /pause --tar "$T/img/pause.tar" >/dev/null
+# The bulk in four layers of incompressible data (real images have several; they download in
+# parallel). bench:2 has the very same layers and another config: pulled while bench:1 is
+# present, it measures a pull whose layers are all there.
 BULK=()
 if ((IMAGE_MIB > 0)); then
-  head -c "$((IMAGE_MIB * 1024 * 1024))" /dev/urandom >"$T/img/bulk"
-  BULK=(--add /bulk="$T/img/bulk")
+  for i in 1 2 3 4; do
+    head -c "$((IMAGE_MIB * 1024 * 1024 / 4))" /dev/urandom >"$T/img/bulk$i"
+    BULK+=(--layer /bulk$i="$T/img/bulk$i")
+  done
 fi
-"$BENCH" oci-image --layout "$T/img/registry" --name crius-bench/bench:1 --add /pause="$T/img/pause" \
-  --add /bin/true="$T/img/true" --add /bin/serve="$T/img/serve" "${BULK[@]}" \
-  --dir dev --dir proc --dir sys --dir etc --entrypoint /pause \
-  --env PATH=/bin >/dev/null
+for tag in 1 2; do
+  "$BENCH" oci-image --layout "$T/img/registry" --name crius-bench/bench:$tag --add /pause="$T/img/pause" \
+    --add /bin/true="$T/img/true" --add /bin/serve="$T/img/serve" "${BULK[@]}" \
+    --dir dev --dir proc --dir sys --dir etc --entrypoint /pause \
+    --env PATH=/bin --env BENCH_IMAGE=$tag >/dev/null
+done
 
 # ---------------------------------------------------------------- loopback registry
 setsid "$BENCH" registry --layout "$T/img/registry" --listen 127.0.0.1:0 --port-file "$T/registry.port" \
@@ -254,6 +261,7 @@ for _ in $(seq 100); do
 done
 REG_PORT=$(cat "$T/registry.port")
 IMAGE=127.0.0.1:$REG_PORT/crius-bench/bench:1
+SAME_LAYERS_IMAGE=127.0.0.1:$REG_PORT/crius-bench/bench:2
 
 # ---------------------------------------------------------------- containerd
 # containerd 1.6 refuses a pod whose CNI result has no eth0 with an address, so the loopback plugin
@@ -343,7 +351,8 @@ bench() {
   local name=$1 sock=$2
   shift 2
   log "benchmarking $name"
-  run_child "$BENCH" --endpoint "$sock" --name "$name" --image "$IMAGE" --json "$T/$name.json" \
+  run_child "$BENCH" --endpoint "$sock" --name "$name" --image "$IMAGE" --same-layers-image "$SAME_LAYERS_IMAGE" \
+    --json "$T/$name.json" \
     --log-dir "$T/logs/$name" "${BENCH_ARGS[@]}" "$@"
 }
 

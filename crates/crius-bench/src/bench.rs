@@ -558,6 +558,38 @@ impl Ctx {
         }
         self.push_series(cold);
         self.push_series(warm);
+        self.phase_pull_layers_present(p).await;
+    }
+
+    /// A new image (its own config) whose layers are all in the store already: what a node
+    /// pays for a rebuilt image that changed only its config, or a second tag of a base.
+    async fn phase_pull_layers_present(&self, p: &Params) {
+        let mut present = Series::new("pull_layers_present", "PullImage, new image whose layers are all present");
+        let Some(other) = p.same_layers_image.clone() else {
+            present.skip("no --same-layers-image given");
+            self.push_series(present);
+            return;
+        };
+        let spec = cri::ImageSpec { image: other, ..Default::default() };
+        for i in 0..p.warmup + p.count {
+            let req = cri::RemoveImageRequest { image: Some(spec.clone()) };
+            let (_, r) = timed(self.timeout, self.img.clone().remove_image(req)).await;
+            if let Err(s) = r
+                && s.code() != Code::NotFound
+            {
+                present.fail(format!("RemoveImage: {}", describe(&s)));
+                continue;
+            }
+            let req = cri::PullImageRequest { image: Some(spec.clone()), ..Default::default() };
+            let (t, r) = timed(self.timeout, self.img.clone().pull_image(req)).await;
+            present.record(t, &r, i >= p.warmup);
+            if present.unsupported() {
+                break;
+            }
+        }
+        let req = cri::RemoveImageRequest { image: Some(spec) };
+        let _ = timed(self.timeout, self.img.clone().remove_image(req)).await;
+        self.push_series(present);
     }
 
     /// N pods one after another (after W warm-up pods made and removed), kept until all are up;

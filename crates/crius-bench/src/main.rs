@@ -81,6 +81,10 @@ struct RunArgs {
     /// present); without it those rows are skipped.
     #[arg(long)]
     image: Option<String>,
+    /// Another image with the same layers as --image (another config): pulled while --image is
+    /// present, it measures a pull whose layers are all there already.
+    #[arg(long)]
+    same_layers_image: Option<String>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -148,6 +152,9 @@ struct OciImageArgs {
     /// A file: IMAGE_PATH=LOCAL_FILE (mode 0755). Repeatable.
     #[arg(long = "add", value_name = "IMAGE_PATH=LOCAL_FILE")]
     files: Vec<String>,
+    /// A file in a layer of its own, after the base layer: IMAGE_PATH=LOCAL_FILE. Repeatable.
+    #[arg(long = "layer", value_name = "IMAGE_PATH=LOCAL_FILE")]
+    layers: Vec<String>,
     /// An empty directory in the image. Repeatable.
     #[arg(long = "dir")]
     dirs: Vec<String>,
@@ -249,6 +256,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         containers: args.containers,
         rpc_count: args.rpc_count,
         image: args.image.clone(),
+        same_layers_image: args.same_layers_image.clone(),
         cgroup_parent: args.cgroup_parent.clone(),
     };
     let run_id = new_run_id();
@@ -452,8 +460,10 @@ const METHOD: &str = "
   network namespace of its own holding only `lo`: crius's pod init makes it; containerd runs a CNI conflist of
   the loopback plugin plus `bench-ip` (scripts/bench/cni-ip.c), which only reports an address on `eth0`
   because containerd 1.6 refuses a pod without one.
-- Images: the bench image (a static pause and `true`, one uncompressed layer) is served by a loopback registry
-  (`crius-bench registry`); containerd's sandbox image is the same pause, imported with `ctr`.
+- Images: the bench image (uncompressed layers: a base of a static pause, `true` and `serve`, plus four layers
+  of random data, 100 MiB in all in a full run) is served by a loopback registry (`crius-bench registry`);
+  bench:2 has the same layers and another config (the \"layers present\" pull). containerd's sandbox image is the
+  same pause, imported with `ctr`.
 - Latency is the client's wall time of one CRI call (or of RunPodSandbox + CreateContainer + StartContainer
   for \"pod to running\"). Percentiles are nearest-rank over the measured iterations; warm-up iterations are
   not counted. \"N pods one after another\" keeps every pod until all are up, then stops and removes them.
@@ -485,16 +495,22 @@ async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn oci_image(args: OciImageArgs) -> anyhow::Result<()> {
-    let mut files = Vec::new();
-    for spec in &args.files {
-        let (path, local) =
-            spec.split_once('=').with_context(|| format!("--add {spec:?}: expected IMAGE_PATH=LOCAL_FILE"))?;
-        let data = std::fs::read(local).with_context(|| format!("reading {local}"))?;
-        files.push(oci::ImageFile { path: path.to_string(), data, mode: 0o755 });
-    }
+    let read = |flag: &str, specs: &[String]| -> anyhow::Result<Vec<oci::ImageFile>> {
+        specs
+            .iter()
+            .map(|spec| {
+                let (path, local) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--{flag} {spec:?}: expected IMAGE_PATH=LOCAL_FILE"))?;
+                let data = std::fs::read(local).with_context(|| format!("reading {local}"))?;
+                Ok(oci::ImageFile { path: path.to_string(), data, mode: 0o755 })
+            })
+            .collect()
+    };
     let def = oci::ImageDef {
         name: args.name.clone(),
-        files,
+        files: read("add", &args.files)?,
+        layers: read("layer", &args.layers)?,
         dirs: args.dirs.clone(),
         entrypoint: args.entrypoint.clone(),
         cmd: args.cmd.clone(),

@@ -141,13 +141,15 @@ pub struct ImageFile {
     pub mode: u32,
 }
 
-/// A single-layer image.
+/// An image: a base layer of `files` and `dirs`, then one layer per entry of `layers`.
 #[derive(Debug, Clone)]
 pub struct ImageDef {
     /// Full name, e.g. `crius-bench.local/pause:1`: its tag (after the last ':' past the last
     /// '/') becomes the index entry's ref name.
     pub name: String,
     pub files: Vec<ImageFile>,
+    /// Files that are each a layer of their own (a multi-layer image, as real ones are).
+    pub layers: Vec<ImageFile>,
     pub dirs: Vec<String>,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
@@ -171,9 +173,9 @@ pub fn oci_arch() -> &'static str {
     }
 }
 
-/// The blobs of one image: (media type or "", bytes), and the manifest's digest and size.
+/// The blobs of one image.
 pub struct BuiltImage {
-    pub layer: Vec<u8>,
+    pub layers: Vec<Vec<u8>>,
     pub config: Vec<u8>,
     pub manifest: Vec<u8>,
 }
@@ -192,8 +194,13 @@ pub fn build_image(def: &ImageDef) -> anyhow::Result<BuiltImage> {
     for f in &def.files {
         tar.add_file(&f.path, &f.data, f.mode)?;
     }
-    let layer = tar.finish();
-    let layer_digest = sha256_digest(&layer);
+    let mut layers = vec![tar.finish()];
+    for f in &def.layers {
+        let mut tar = TarWriter::new();
+        tar.add_file(&f.path, &f.data, f.mode)?;
+        layers.push(tar.finish());
+    }
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_digest(l)).collect();
     let mut exec = serde_json::Map::new();
     if !def.entrypoint.is_empty() {
         exec.insert("Entrypoint".into(), json!(def.entrypoint));
@@ -210,16 +217,20 @@ pub fn build_image(def: &ImageDef) -> anyhow::Result<BuiltImage> {
         "architecture": oci_arch(),
         "os": "linux",
         "config": Value::Object(exec),
-        "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
         "history": [ { "created": "2024-01-01T00:00:00Z", "created_by": "crius-bench oci-image" } ],
     }))?;
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
         "config": { "mediaType": MEDIA_CONFIG, "digest": sha256_digest(&config), "size": config.len() },
-        "layers": [ { "mediaType": MEDIA_LAYER_TAR, "digest": layer_digest, "size": layer.len() } ],
+        "layers": layers
+            .iter()
+            .zip(&diff_ids)
+            .map(|(l, d)| json!({ "mediaType": MEDIA_LAYER_TAR, "digest": d, "size": l.len() }))
+            .collect::<Vec<_>>(),
     }))?;
-    Ok(BuiltImage { layer, config, manifest })
+    Ok(BuiltImage { layers, config, manifest })
 }
 
 /// Adds `def` to the OCI layout at `dir` (created when missing; an index entry with the same
@@ -228,7 +239,7 @@ pub fn add_to_layout(dir: &Path, def: &ImageDef) -> anyhow::Result<String> {
     let image = build_image(def)?;
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
-    for blob in [&image.layer, &image.config, &image.manifest] {
+    for blob in image.layers.iter().chain([&image.config, &image.manifest]) {
         let digest = sha256_digest(blob);
         let path = blobs.join(&digest["sha256:".len()..]);
         fs::write(&path, blob).with_context(|| format!("writing {}", path.display()))?;
@@ -371,6 +382,7 @@ pub(crate) mod tests {
         ImageDef {
             name: name.into(),
             files: vec![ImageFile { path: "/pause".into(), data: b"\x7fELF...".to_vec(), mode: 0o755 }],
+            layers: vec![ImageFile { path: "/bulk".into(), data: vec![7; 100], mode: 0o644 }],
             dirs: vec!["dev".into(), "proc".into()],
             entrypoint: vec!["/pause".into()],
             cmd: vec![],
@@ -419,6 +431,12 @@ pub(crate) mod tests {
         let tar = tar_layout(dir.path()).unwrap();
         let names: Vec<String> = read_tar(&tar).into_iter().map(|e| e.0).collect();
         assert_eq!(&names[..4], &["oci-layout", "index.json", "blobs/", "blobs/sha256/"]);
-        assert_eq!(names.len(), 4 + 6, "two images: 3 blobs each");
+        // Two images of a base layer, the shared bulk layer, a config and a manifest each.
+        assert_eq!(names.len(), 4 + 7, "{names:?}");
+        assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(2));
+        assert_eq!(config["rootfs"]["diff_ids"][1], manifest["layers"][1]["digest"]);
+        let bulk_hex = manifest["layers"][1]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+        let bulk = fs::read(dir.path().join("blobs/sha256").join(bulk_hex)).unwrap();
+        assert_eq!(read_tar(&bulk).into_iter().map(|e| e.0).collect::<Vec<_>>(), vec!["bulk"]);
     }
 }

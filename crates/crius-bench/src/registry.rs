@@ -189,6 +189,7 @@ mod tests {
         let def = ImageDef {
             name: "127.0.0.1:5000/crius-bench/bench:1".into(),
             files: vec![ImageFile { path: "pause".into(), data: b"p".to_vec(), mode: 0o755 }],
+            layers: vec![],
             dirs: vec![],
             entrypoint: vec!["/pause".into()],
             cmd: vec![],

@@ -90,6 +90,8 @@ pub struct Params {
     pub containers: usize,
     pub rpc_count: usize,
     pub image: Option<String>,
+    #[serde(default)]
+    pub same_layers_image: Option<String>,
     pub cgroup_parent: String,
 }
 
