@@ -6,7 +6,8 @@
 //! ```text
 //! <root>/images/blobs/sha256/<hex>    manifests, indexes and configs, verified by digest
 //! <root>/images/layers/<chain-hex>/   unpacked layers (overlayfs whiteouts), one per chain id
-//! <root>/images/index.json            images: names, digests, configs, layers; layer holds
+//! <root>/images/index.json            images: names, digests, configs, layers
+//! <root>/images/holds/<holder>.json   layers a container keeps from GC (its image may go first)
 //! <root>/images/tmp/                  work in progress; emptied at start
 //! ```
 //!

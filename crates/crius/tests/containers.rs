@@ -1614,19 +1614,33 @@ async fn create_start_latency() {
     let img = t.pull("busybox").await;
     let pod = t.run_pod(t.pod_cfg("latency")).await;
     let mut took = Vec::new();
+    let mut last = String::new();
     for i in 0..20 {
         let started = Instant::now();
-        t.run(&pod, cmd(&format!("c{i}"), &img, &["sleep", "1000"])).await;
+        last = t.run(&pod, cmd(&format!("c{i}"), &img, &["sleep", "1000"])).await;
         took.push(started.elapsed());
     }
     took.sort();
     let p50 = took[took.len() / 2];
+    // Where the time goes: the last container's CreateContainer steps.
+    let info = t.try_status(&last).await.expect("verbose status").info;
+    let info: serde_json::Value = serde_json::from_str(info.get("info").expect("verbose info")).expect("JSON");
+    let steps = info["timeline"].as_array().cloned().unwrap_or_default();
+    assert!(!steps.is_empty(), "the container has a start timeline: {info}");
+    let steps: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            format!("{} {:.1} ms", s["step"].as_str().unwrap_or("?"), s["duration_us"].as_f64().unwrap_or(0.0) / 1e3)
+        })
+        .collect();
     let line = format!(
-        "create+start latency of a busybox container over {} ({} build): p50 {p50:?}, min {:?}, max {:?}\n",
+        "create+start latency of a busybox container over {} ({} build): p50 {p50:?}, min {:?}, max {:?}; \
+         the last one's CreateContainer steps: {}\n",
         took.len(),
         if cfg!(debug_assertions) { "debug" } else { "release" },
         took[0],
-        took[took.len() - 1]
+        took[took.len() - 1],
+        steps.join(", ")
     );
     // Past libtest's capture, so that every run shows it.
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());

@@ -17,8 +17,9 @@ pub struct Index {
     pub version: u32,
     /// By image id.
     pub images: BTreeMap<Digest, ImageRecord>,
-    /// By holder (a container id): layers kept for it.
-    #[serde(default)]
+    /// By holder (a container id): layers kept for it. Kept in `holds/` (one file each), not
+    /// in index.json; an index.json of an older crius may still hold them (read, then moved).
+    #[serde(default, skip_serializing)]
     pub holds: BTreeMap<String, Hold>,
 }
 
@@ -145,6 +146,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("index.json");
         fs::write(&p, ix.to_bytes()).unwrap();
+        assert!(Index::load(&p).unwrap().holds.is_empty(), "holds live in holds/, not in index.json");
+        // An index.json of an older crius with holds in it is still read.
+        let old = serde_json::json!({ "version": 1, "images": {}, "holds": { "ctr": ix.holds["ctr"] } });
+        fs::write(&p, serde_json::to_vec(&old).unwrap()).unwrap();
         assert_eq!(Index::load(&p).unwrap().holds, ix.holds);
         assert!(Index::load(&dir.path().join("none")).unwrap().images.is_empty());
         fs::write(&p, b"{").unwrap();

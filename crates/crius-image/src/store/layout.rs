@@ -42,9 +42,24 @@ impl Layout {
     pub fn lock_path(&self) -> PathBuf {
         self.root.join("lock")
     }
+    /// `holds/<holder>.json`: the layers a container keeps from GC, one small file each, so that
+    /// CreateContainer and RemoveContainer do not rewrite the whole index.
+    pub fn holds_dir(&self) -> PathBuf {
+        self.root.join("holds")
+    }
+    pub fn hold(&self, holder: &str) -> Result<PathBuf, ImageError> {
+        let ok = !holder.is_empty()
+            && holder.len() <= 128
+            && !holder.starts_with('.')
+            && holder.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(ImageError::Config(format!("layer holder {holder:?} is not usable as a file name")));
+        }
+        Ok(self.holds_dir().join(format!("{holder}.json")))
+    }
 
     pub fn create(&self) -> Result<(), ImageError> {
-        for dir in [self.blobs_dir(), self.layers_dir(), self.tmp_dir()] {
+        for dir in [self.blobs_dir(), self.layers_dir(), self.tmp_dir(), self.holds_dir()] {
             fs::create_dir_all(&dir).map_err(ImageError::io("creating", &dir))?;
         }
         Ok(())
@@ -60,13 +75,25 @@ impl Layout {
     /// Writes `bytes` to `dest` atomically: a temp file in tmp/ (same filesystem), fsync,
     /// rename, fsync of the directory. A crash leaves the old file or the new one.
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+        self.write_replace(dest, bytes, true)
+    }
+
+    /// The same without the flushes: a crash of the process leaves the old file or the new one
+    /// (the page cache outlives it); only a power loss may lose the change.
+    pub fn write_replace_volatile(&self, dest: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+        self.write_replace(dest, bytes, false)
+    }
+
+    fn write_replace(&self, dest: &Path, bytes: &[u8], durable: bool) -> Result<(), ImageError> {
         let tmp = self.tmp_dir().join(format!("write-{}", random_suffix()));
         let result = (|| {
             let mut f = File::create(&tmp).map_err(ImageError::io("creating", &tmp))?;
             f.write_all(bytes).map_err(ImageError::io("writing", &tmp))?;
-            f.sync_all().map_err(ImageError::io("syncing", &tmp))?;
+            if durable {
+                f.sync_all().map_err(ImageError::io("syncing", &tmp))?;
+            }
             fs::rename(&tmp, dest).map_err(ImageError::io("renaming into place", dest))?;
-            if let Some(dir) = dest.parent() {
+            if durable && let Some(dir) = dest.parent() {
                 File::open(dir).and_then(|d| d.sync_all()).map_err(ImageError::io("syncing", dir))?;
             }
             Ok(())

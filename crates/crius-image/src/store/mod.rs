@@ -69,6 +69,7 @@ impl ImageStoreImpl {
         layout.create()?;
         let lock = lock(&layout.lock_path())?;
         let mut index = Index::load(&layout.index_path())?;
+        load_holds(&layout, &mut index)?;
 
         let mut report = OrphanReport::default();
         let (tmp_entries, tmp_bytes) = gc::clear_tmp(&layout)?;
@@ -156,8 +157,12 @@ impl ImageStoreImpl {
         let paths = layers.iter().map(|c| self.inner.layout.layer(c)).collect();
         let hold = Hold { image: id.clone(), layers };
         if state.index.holds.get(holder) != Some(&hold) {
+            let path = self.inner.layout.hold(holder)?;
+            let bytes = serde_json::to_vec(&hold).map_err(|e| ImageError::Config(format!("encoding a hold: {e}")))?;
+            // No flush: a hold only matters while its container's rootfs is mounted, which a
+            // power loss ends anyway; a crash of crius keeps the file.
+            self.inner.layout.write_replace_volatile(&path, &bytes)?;
             state.index.holds.insert(holder.to_string(), hold);
-            self.inner.persist(&state)?;
         }
         Ok(paths)
     }
@@ -168,7 +173,13 @@ impl ImageStoreImpl {
             if state.index.holds.remove(holder).is_none() {
                 return Ok(OrphanReport::default());
             }
-            self.inner.persist(&state)?;
+            let path = self.inner.layout.hold(holder)?;
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ImageError::io("removing", &path)(e));
+                }
+                _ => {}
+            }
             gc::move_garbage(&self.inner.layout, &state.index, &state.pins)?
         };
         Ok(self.inner.finish_gc(trash))
@@ -235,4 +246,32 @@ fn lock(path: &Path) -> Result<Flock<File>, ImageError> {
         .open(path)
         .map_err(ImageError::io("opening", path))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| ImageError::Locked { path: path.to_path_buf() })
+}
+
+/// The holds in `holds/` (a hold left in an older index.json is moved there first).
+fn load_holds(layout: &Layout, index: &mut Index) -> Result<(), ImageError> {
+    if !index.holds.is_empty() {
+        for (holder, hold) in &index.holds {
+            let bytes = serde_json::to_vec(hold).map_err(|e| ImageError::Config(format!("encoding a hold: {e}")))?;
+            layout.write_atomic(&layout.hold(holder)?, &bytes)?;
+        }
+        layout.write_atomic(&layout.index_path(), &index.to_bytes())?;
+    }
+    let dir = layout.holds_dir();
+    let entries = std::fs::read_dir(&dir).map_err(ImageError::io("reading", &dir))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(holder) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string) else {
+            continue;
+        };
+        match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Hold>(&b).ok()) {
+            Some(hold) => {
+                index.holds.insert(holder, hold);
+            }
+            // Not one of ours, or cut short by a crash mid-write (cannot happen: written by
+            // rename): keep nothing on its word.
+            None => tracing::warn!(path = %path.display(), "unreadable layer hold; ignored"),
+        }
+    }
+    Ok(())
 }
