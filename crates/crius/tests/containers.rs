@@ -597,6 +597,68 @@ async fn image_volume_is_writable_under_a_readonly_rootfs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn localhost_seccomp_profile_missing_or_present() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("seccomp")).await;
+    let localhost = |path: &Path| cri::SecurityProfile {
+        profile_type: cri::security_profile::ProfileType::Localhost as i32,
+        localhost_ref: path.to_string_lossy().into_owned(),
+    };
+    let dir = t.td.base().join("seccomp");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let missing = dir.join("missing.json");
+    let mut c = sh("missing", &img, "true");
+    security(&mut c).seccomp = Some(localhost(&missing));
+    let err = t.try_create(&pod, c).await.unwrap_err();
+    assert!(matches!(err.code(), Code::InvalidArgument | Code::NotFound), "{err:?}");
+    assert!(err.message().contains(&*missing.to_string_lossy()), "the message names the file: {}", err.message());
+    assert!(t.list(None).await.is_empty(), "a refused create leaves no container");
+
+    // The profile at the path is the one applied.
+    let deny_mkdir = dir.join("deny-mkdir.json");
+    std::fs::write(
+        &deny_mkdir,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let mut c = sh("present", &img, "mkdir /tmp/d 2>/dev/null && echo made || echo refused");
+    security(&mut c).seccomp = Some(localhost(&deny_mkdir));
+    let (st, out) = t.run_to_exit(&pod, c).await;
+    assert_eq!((st.exit_code, out), (0, vec!["refused".to_string()]));
+
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_killed_reason_and_exit_code() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("oom")).await;
+    const MIB: i64 = 1 << 20;
+    // The shell holds the 64 MiB string: over the 16 MiB limit, the OOM killer of the
+    // container's cgroup picks it.
+    let mut c = sh("hog", &img, r#"x=$(head -c 64m /dev/zero | tr "\0" a); echo survived"#);
+    c.linux.as_mut().unwrap().resources =
+        Some(cri::LinuxContainerResources { memory_limit_in_bytes: 16 * MIB, ..Default::default() });
+    let (st, out) = t.run_to_exit(&pod, c).await;
+    assert_eq!((st.reason.as_str(), st.exit_code), ("OOMKilled", 137), "{st:?}");
+    assert!(out.is_empty(), "{out:?}");
+
+    // A container that ends by itself under the same limit is not.
+    let mut c = sh("fine", &img, "exit 3");
+    c.linux.as_mut().unwrap().resources =
+        Some(cri::LinuxContainerResources { memory_limit_in_bytes: 16 * MIB, ..Default::default() });
+    let (st, _) = t.run_to_exit(&pod, c).await;
+    assert_eq!((st.reason.as_str(), st.exit_code), ("Error", 3), "{st:?}");
+
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_and_groups() {
     needs_root!();
     let t = T::start().await;

@@ -161,6 +161,43 @@ fn image_volumes_are_bound_unless_a_cri_mount_is_there_and_go_with_the_container
 }
 
 #[test]
+fn target_pid_mode_joins_a_container_of_the_same_pod_only() {
+    use crate::sandbox::model::NamespaceMode;
+    let e = env();
+    e.svc.recover().unwrap();
+    let target = e.svc.create(&e.pod_id, config("target")).unwrap();
+    e.svc.start(&target).unwrap();
+    let pid = e.svc.status(&target).unwrap().record.process.unwrap().pid;
+    let joining = |name: &str, target_id: &str| {
+        let mut c = config(name);
+        c.security.pid_mode = NamespaceMode::Target;
+        c.security.target_id = target_id.to_string();
+        c
+    };
+
+    // Of another pod: refused, before anything of the container is made.
+    let other_pod = e.sandboxes.run(pod_config("other")).unwrap();
+    let before = e.fakes.log().len();
+    let err = e.svc.create(&other_pod, joining("intruder", &target)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("another pod sandbox") && err.to_string().contains(&target), "{err}");
+    assert!(e.fakes.log()[before..].iter().all(|op| !op.starts_with("prepare")), "{:?}", e.fakes.log());
+    assert_eq!(e.svc.list(&ContainerFilter::default()).len(), 1);
+
+    // Of the same pod: its PID namespace is joined.
+    let id = e.svc.create(&e.pod_id, joining("sidecar", &target)).unwrap();
+    let spec = e.fakes.world().specs[&id].clone();
+    let pid_ns = spec["linux"]["namespaces"].as_array().unwrap().iter().find(|n| n["type"] == "pid").cloned();
+    assert_eq!(pid_ns.unwrap()["path"], format!("/proc/{pid}/ns/pid"));
+
+    // An unknown target is not found; one that has exited cannot be joined.
+    assert_eq!(e.svc.create(&e.pod_id, joining("lost", "ffff")).unwrap_err().kind(), ErrorKind::NotFound);
+    e.fakes.exit(&target, 0);
+    let err = e.svc.create(&e.pod_id, joining("late", &target)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+}
+
+#[test]
 fn create_checks_pod_image_name_and_privilege() {
     let e = env();
     assert_eq!(e.svc.create("ffff", config("a")).unwrap_err().kind(), ErrorKind::NotFound);

@@ -166,10 +166,17 @@ impl ContainerFs for HostContainerFs {
     }
 
     fn read_seccomp_profile(&self, path: &str) -> Result<String> {
+        // A relative path would be read from the daemon's working directory.
+        if !Path::new(path).is_absolute() {
+            return Err(Error::invalid(format!(
+                "seccomp profile {path:?} (Localhost): localhost_ref must be an absolute path on the node"
+            )));
+        }
         fs::read_to_string(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => {
-                Error::invalid(format!("seccomp profile localhost/{path} does not exist on this node"))
-            }
+            io::ErrorKind::NotFound => Error::invalid(format!(
+                "seccomp profile {path} (Localhost) does not exist on this node: put the profile there or fix \
+                 localhost_ref"
+            )),
             _ => Error::internal(format!("reading the seccomp profile {path}"), e),
         })
     }
