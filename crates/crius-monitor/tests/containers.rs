@@ -219,8 +219,10 @@ fn update_resources_changes_the_cgroup() {
     let (spec, launch) = world.launch("upd", &["sleep", "1000"]);
     let _created = world.create(&spec, &launch);
     world.start("upd");
-    let resources =
+    let wanted =
         crius_core::ports::container::Resources { memory_limit_bytes: 64 << 20, cpu_shares: 256, ..Default::default() };
+    let host = crius_core::spec::HostCaps::default();
+    let resources = crius_core::spec::resources::cgroup_resources(&wanted, &host).expect("valid resources");
     world.oci.update_resources(&world.runtime, "upd", &resources).expect("update");
     let cgroup = launch.cgroup.unwrap();
     let layout = env.layout();

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crius_core::Error;
-use crius_core::ports::container::{ExecOutput, OciRuntime, Resources, RuntimeHandler};
+use crius_core::ports::container::{ExecOutput, OciRuntime, RuntimeHandler};
+use oci_spec::runtime::LinuxResources;
 
 use crate::argv::{Runtime, Subcommand};
 use crate::error::{OciError, Result};
 use crate::output::{ContainerState, parse_state};
-use crate::{exec, resources, run, validate_container_id};
+use crate::{exec, run, validate_container_id};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OciConfig {
@@ -93,10 +94,11 @@ impl OciPort {
         )
     }
 
-    /// `update --resources FILE`.
-    pub fn update(&self, handler: &RuntimeHandler, container_id: &str, r: &Resources) -> Result<()> {
+    /// `update --resources FILE`, with `r` as crius-core's spec builder made it (what is left out
+    /// keeps its current value).
+    pub fn update(&self, handler: &RuntimeHandler, container_id: &str, r: &LinuxResources) -> Result<()> {
         validate_container_id(container_id)?;
-        let json = serde_json::to_vec(&resources::to_linux_resources(r))
+        let json = serde_json::to_vec(r)
             .map_err(|source| OciError::Resources { container_id: container_id.to_string(), source })?;
         let dir = &self.config.scratch_dir;
         std::fs::create_dir_all(dir).map_err(|e| OciError::io("creating", dir, e))?;
@@ -132,7 +134,7 @@ impl OciRuntime for OciPort {
         &self,
         runtime: &RuntimeHandler,
         container_id: &str,
-        resources: &Resources,
+        resources: &LinuxResources,
     ) -> crius_core::Result<()> {
         self.update(runtime, container_id, resources)
             .map_err(|e| to_core(e, format!("updating the resources of container {container_id}")))

@@ -27,6 +27,7 @@ static REG: LazyLock<SharedRegistry> = LazyLock::new(|| {
         ("full", catalog::full_config()),
         ("user-name", catalog::user_name()),
         ("groups", groups_image()),
+        ("volume", volume_image()),
     ])
     .unwrap_or_else(|e| panic!("the shared registry did not start: {e}"))
 });
@@ -38,6 +39,11 @@ fn groups_image() -> crius_testkit::image_builder::ImageBuilder {
         b"root:x:0:\nwheel:x:10:app\nstaff:x:50:other,app\napp:x:1000:\nnogroup:x:65534:\n",
         0o644,
     ))
+}
+
+/// The image with `VOLUME /data`, with a file there to seed the volume with.
+fn volume_image() -> crius_testkit::image_builder::ImageBuilder {
+    catalog::full_config().layer(Layer::new().file("data/seed", b"from the image\n", 0o644))
 }
 
 fn is_root() -> bool {
@@ -537,6 +543,117 @@ async fn readonly_rootfs_with_a_writable_emptydir() {
         .run_to_exit(&pod, sh("rw", &img, "touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly"))
         .await;
     assert_eq!(out, ["root-writable"]);
+
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_volume_is_writable_under_a_readonly_rootfs() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("volume").await;
+    let pod = t.run_pod(t.pod_cfg("volumes")).await;
+    let script = "cat /data/seed; echo hi > /data/new && echo volume-writable; \
+                  touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly; \
+                  touch /work/file 2>/dev/null && echo work-writable || echo work-readonly; sleep 1000";
+    let mut c = sh("ro", &img, script);
+    security(&mut c).readonly_rootfs = true;
+    let id = t.run(&pod, c).await;
+    let volume = t.td.root().join("containers").join(&id).join("volumes/0");
+    let deadline = Instant::now() + EXIT_WAIT;
+    let log = t.status(&id).await.log_path;
+    while stdout_lines(&log).len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stdout_lines(&log), ["from the image", "volume-writable", "root-readonly", "work-readonly"]);
+    assert_eq!(std::fs::read_to_string(volume.join("new")).unwrap(), "hi\n", "the volume is the container's own dir");
+    assert!(t.status(&id).await.mounts.is_empty(), "ContainerStatus reports the CRI mounts only");
+
+    // Another container gets a volume of its own, seeded afresh.
+    let (st, out) = t.run_to_exit(&pod, sh("other", &img, "ls /data")).await;
+    assert_eq!((st.exit_code, out), (0, vec!["seed".to_string()]));
+
+    // A CRI mount at the volume's path wins: no volume is made.
+    let host_dir = t.td.base().join("volumes/data");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), b"").unwrap();
+    let mut c = sh("mounted", &img, "ls /data");
+    c.mounts = vec![cri::Mount {
+        container_path: "/data/".into(),
+        host_path: host_dir.to_string_lossy().into_owned(),
+        ..Default::default()
+    }];
+    let mounted = t.run(&pod, c).await;
+    let st = t.wait_exited(&mounted).await;
+    assert_eq!((st.exit_code, stdout_lines(&st.log_path)), (0, vec!["from-host".to_string()]));
+    assert!(!t.td.root().join("containers").join(&mounted).join("volumes").exists());
+
+    // The volume goes with its container.
+    t.stop(&id, 0).await.unwrap();
+    t.remove(&id).await.unwrap();
+    assert!(!volume.exists(), "{} is left after RemoveContainer", volume.display());
+
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn localhost_seccomp_profile_missing_or_present() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("seccomp")).await;
+    let localhost = |path: &Path| cri::SecurityProfile {
+        profile_type: cri::security_profile::ProfileType::Localhost as i32,
+        localhost_ref: path.to_string_lossy().into_owned(),
+    };
+    let dir = t.td.base().join("seccomp");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let missing = dir.join("missing.json");
+    let mut c = sh("missing", &img, "true");
+    security(&mut c).seccomp = Some(localhost(&missing));
+    let err = t.try_create(&pod, c).await.unwrap_err();
+    assert!(matches!(err.code(), Code::InvalidArgument | Code::NotFound), "{err:?}");
+    assert!(err.message().contains(&*missing.to_string_lossy()), "the message names the file: {}", err.message());
+    assert!(t.list(None).await.is_empty(), "a refused create leaves no container");
+
+    // The profile at the path is the one applied.
+    let deny_mkdir = dir.join("deny-mkdir.json");
+    std::fs::write(
+        &deny_mkdir,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let mut c = sh("present", &img, "mkdir /tmp/d 2>/dev/null && echo made || echo refused");
+    security(&mut c).seccomp = Some(localhost(&deny_mkdir));
+    let (st, out) = t.run_to_exit(&pod, c).await;
+    assert_eq!((st.exit_code, out), (0, vec!["refused".to_string()]));
+
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_killed_reason_and_exit_code() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("oom")).await;
+    const MIB: i64 = 1 << 20;
+    // The shell holds the 64 MiB string: over the 16 MiB limit, the OOM killer of the
+    // container's cgroup picks it.
+    let mut c = sh("hog", &img, r#"x=$(head -c 64m /dev/zero | tr "\0" a); echo survived"#);
+    c.linux.as_mut().unwrap().resources =
+        Some(cri::LinuxContainerResources { memory_limit_in_bytes: 16 * MIB, ..Default::default() });
+    let (st, out) = t.run_to_exit(&pod, c).await;
+    assert_eq!((st.reason.as_str(), st.exit_code), ("OOMKilled", 137), "{st:?}");
+    assert!(out.is_empty(), "{out:?}");
+
+    // A container that ends by itself under the same limit is not.
+    let mut c = sh("fine", &img, "exit 3");
+    c.linux.as_mut().unwrap().resources =
+        Some(cri::LinuxContainerResources { memory_limit_in_bytes: 16 * MIB, ..Default::default() });
+    let (st, _) = t.run_to_exit(&pod, c).await;
+    assert_eq!((st.reason.as_str(), st.exit_code), ("Error", 3), "{st:?}");
 
     t.finish().await;
 }
@@ -1062,24 +1179,29 @@ async fn list_containers_filters() {
     t.finish().await;
 }
 
-/// The container's cgroup directory in the v1 memory hierarchy, from /proc/PID/cgroup.
-fn memory_cgroup_of(pid: i32) -> PathBuf {
+/// The container's memory cgroup, from /proc/PID/cgroup, and the file of its limit: the v2
+/// unified tree's memory.max on a cgroup v2 host, else the v1 memory hierarchy's
+/// memory.limit_in_bytes.
+fn memory_cgroup_of(pid: i32) -> (PathBuf, PathBuf) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let v2 = host::cgroup_v2_unified();
     let line = text
         .lines()
-        .find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "memory")))
+        .find(|l| match v2 {
+            true => l.starts_with("0::"),
+            false => l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "memory")),
+        })
         .unwrap_or_else(|| panic!("no memory cgroup in /proc/{pid}/cgroup: {text}"));
-    let rel = line.splitn(3, ':').nth(2).unwrap();
-    Path::new("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'))
+    let rel = line.splitn(3, ':').nth(2).unwrap().trim_start_matches('/');
+    match v2 {
+        true => (Path::new("/sys/fs/cgroup").join(rel), PathBuf::from("memory.max")),
+        false => (Path::new("/sys/fs/cgroup/memory").join(rel), PathBuf::from("memory.limit_in_bytes")),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_container_resources_memory() {
     needs_root!();
-    if host::cgroup_v2_unified() {
-        eprintln!("skipped: this test reads the cgroup v1 memory hierarchy");
-        return;
-    }
     let t = T::start().await;
     let img = t.pull("busybox").await;
     let pod = t.run_pod(t.pod_cfg("resources")).await;
@@ -1089,31 +1211,50 @@ async fn update_container_resources_memory() {
         Some(cri::LinuxContainerResources { memory_limit_in_bytes: 64 * MIB, ..Default::default() });
     let id = t.run(&pod, c).await;
     let pid = t.pid(&id).await;
-    let cgroup = memory_cgroup_of(pid);
+    let (cgroup, limit_file) = memory_cgroup_of(pid);
     assert!(cgroup.ends_with(&id), "the container's cgroup is named for it: {}", cgroup.display());
     let parent = pod.config.linux.as_ref().unwrap().cgroup_parent.clone();
-    assert!(
-        cgroup.starts_with(Path::new("/sys/fs/cgroup/memory").join(parent.trim_start_matches('/'))),
-        "{}",
-        cgroup.display()
-    );
-    let limit =
-        || std::fs::read_to_string(cgroup.join("memory.limit_in_bytes")).unwrap().trim().parse::<i64>().unwrap();
+    assert!(cgroup.starts_with(host::cgroup_dir(&parent)), "{}", cgroup.display());
+    let read = |file: &Path| std::fs::read_to_string(cgroup.join(file)).unwrap().trim().parse::<i64>().unwrap();
+    let limit = || read(&limit_file);
+    // Where v1 accounts swap, memory+swap follows the memory limit (no swap), at create and update.
+    let memsw_file = Path::new("memory.memsw.limit_in_bytes");
+    let memsw = || cgroup.join(memsw_file).exists().then(|| read(memsw_file));
     assert_eq!(limit(), 64 * MIB);
+    assert!(memsw().is_none_or(|v| v == 64 * MIB), "memsw {:?}", memsw());
     let reported = |st: &cri::ContainerStatus| {
         st.resources.as_ref().and_then(|r| r.linux.as_ref()).map(|l| l.memory_limit_in_bytes)
     };
     assert_eq!(reported(&t.status(&id).await), Some(64 * MIB));
 
-    let req = cri::UpdateContainerResourcesRequest {
+    let update = |linux: cri::LinuxContainerResources| cri::UpdateContainerResourcesRequest {
         container_id: id.clone(),
-        linux: Some(cri::LinuxContainerResources { memory_limit_in_bytes: 128 * MIB, ..Default::default() }),
+        linux: Some(linux),
         windows: None,
         annotations: HashMap::new(),
     };
+    let req = update(cri::LinuxContainerResources { memory_limit_in_bytes: 128 * MIB, ..Default::default() });
     t.rt().update_container_resources(req).await.unwrap_or_else(|s| t.fail("UpdateContainerResources", &s));
     assert_eq!(limit(), 128 * MIB, "the new limit is in the cgroup");
+    assert!(memsw().is_none_or(|v| v == 128 * MIB), "memsw {:?}", memsw());
     assert_eq!(reported(&t.status(&id).await), Some(128 * MIB), "ContainerStatus reports the new limit");
+
+    // Refused as CreateContainer would refuse it, before anything is applied.
+    let bad = [
+        cri::LinuxContainerResources { memory_limit_in_bytes: 256 * MIB, cpu_shares: -2, ..Default::default() },
+        cri::LinuxContainerResources {
+            memory_limit_in_bytes: 256 * MIB,
+            memory_swap_limit_in_bytes: MIB,
+            ..Default::default()
+        },
+    ];
+    for linux in bad {
+        let err = t.rt().update_container_resources(update(linux.clone())).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{linux:?}: {err:?}");
+        assert!(err.message().contains("resources."), "the message names the field: {}", err.message());
+        assert_eq!(limit(), 128 * MIB, "a refused update changes nothing");
+        assert_eq!(reported(&t.status(&id).await), Some(128 * MIB), "a refused update is not recorded");
+    }
 
     // Kept across a restart of the daemon.
     let mut t = t;

@@ -101,6 +101,51 @@ async fn status_reports_runtime_ready_and_network_condition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_runtime_handlers_and_verbose_info() {
+    let td = TestDaemon::builder()
+        .config_line(r#"default_runtime = "spare""#)
+        .config_line(r#"runtimes = { runc = { binary = "runc" }, spare = { binary = "runc" } }"#)
+        .start(BIN)
+        .await
+        .unwrap_or_else(|e| panic!("the daemon did not start: {e}"));
+    let status = |verbose| {
+        let mut rt = td.runtime();
+        async move { rt.status(StatusRequest { verbose }).await.expect("Status").into_inner() }
+    };
+
+    let st = status(false).await;
+    // The default first, also under the empty name (what the kubelet asks for by default).
+    let names: Vec<&str> = st.runtime_handlers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["", "spare", "runc"], "{:?}", st.runtime_handlers);
+    assert!(st.runtime_handlers.iter().all(|h| h.features.is_some()), "{:?}", st.runtime_handlers);
+    assert!(st.features.is_some());
+    assert!(st.info.is_empty(), "info only when verbose: {:?}", st.info);
+
+    // Each listed handler is one RunPodSandbox takes; another is refused, naming those.
+    let run_with = |name: &str, handler: &str| {
+        let request = RunPodSandboxRequest { runtime_handler: handler.into(), ..run_request(pod_config(name)) };
+        let mut rt = td.runtime();
+        async move { rt.run_pod_sandbox(request).await.map(|r| r.into_inner().pod_sandbox_id) }
+    };
+    let id = run_with("handler", "runc").await.unwrap_or_else(|s| panic!("RunPodSandbox with runc: {s:?}"));
+    td.track_pod(&id);
+    let err = run_with("unknown", "kata").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("kata") && err.message().contains("spare"), "{}", err.message());
+
+    let st = status(true).await;
+    let info = st.info.get("info").unwrap_or_else(|| panic!("no verbose info: {:?}", st.info));
+    let info: serde_json::Value = serde_json::from_str(info).expect("verbose info is JSON");
+    assert!(info["version"].as_str().is_some_and(|v| !v.is_empty()), "{info}");
+    assert_eq!(info["pods"], 1, "{info}");
+    assert_eq!(info["config"]["default_runtime"], "spare", "{info}");
+    assert_eq!(info["config"]["runtimes"]["spare"]["binary"], "runc", "{info}");
+
+    td.remove_all_pods().await.expect("removing the pod");
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_lifecycle_run_status_list_stop_remove() {
     let td = daemon().await;
     let cfg = pod_config("lifecycle").label("app", "web").annotation("note", "kept as is");

@@ -99,9 +99,15 @@ impl ContainerService {
         };
         record.bundle = paths.bundle.clone();
 
+        let volumes = crate::spec::mounts::image_volumes(&image.config.volumes, &record.config.mounts);
+        rb.push("image volumes", || ports.fs.remove_volumes(&id));
+        let volume_binds = match timeline.step("volumes", || ports.fs.create_volumes(&id, &paths, &volumes)) {
+            Ok(v) => v,
+            Err(e) => return Err(rb.fail(e.context(format!("making the image volumes of container {id}")))),
+        };
+
         let built = timeline.step("spec", || {
             let (passwd, group) = ports.fs.read_user_db(&paths)?;
-            ports.fs.create_volumes(&paths, &image.config.volumes)?;
             // No undo on purpose, as containerd: a host path created here may be the one another
             // container of the node is about to bind, and the kubelet's hostPath DirectoryOrCreate
             // keeps what it creates as well; an empty directory left behind is harmless.
@@ -132,6 +138,7 @@ impl ContainerService {
                 pod_hosts_file: &pod_files.hosts,
                 pod_resolv_file: &pod_files.resolv_conf,
                 pod_shm,
+                image_volumes: &volume_binds,
                 devices: &devices,
                 target_pid_ns: target_pid_ns.as_deref(),
                 extra_annotations: &extra,

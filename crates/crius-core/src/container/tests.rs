@@ -26,11 +26,24 @@ struct Env {
 }
 
 fn env() -> Env {
+    env_with(HostCaps {
+        bounding_capabilities: vec!["CAP_CHOWN".into(), "CAP_KILL".into()],
+        min_oom_score_adj: -500,
+        ..Default::default()
+    })
+}
+
+fn env_with(host: HostCaps) -> Env {
     let pods = Fakes::default();
     let fakes = ContainerFakes::default();
     fakes.add_image(
         IMAGE,
-        ImageConfigInfo { cmd: vec!["sh".into()], stop_signal: "SIGUSR1".into(), ..Default::default() },
+        ImageConfigInfo {
+            cmd: vec!["sh".into()],
+            stop_signal: "SIGUSR1".into(),
+            volumes: vec!["/data".into()],
+            ..Default::default()
+        },
     );
     let sandboxes = Arc::new(SandboxService::new(pods.ports(), SandboxOptions::default()));
     let options = ContainerOptions {
@@ -44,11 +57,7 @@ fn env() -> Env {
             },
         )]),
         default_runtime: "runc".into(),
-        host: HostCaps {
-            bounding_capabilities: vec!["CAP_CHOWN".into(), "CAP_KILL".into()],
-            min_oom_score_adj: -500,
-            ..Default::default()
-        },
+        host,
     };
     let svc = ContainerService::new_shared(fakes.ports(), sandboxes.clone(), options);
     let pod_id = sandboxes.run(pod_config("web")).unwrap();
@@ -130,6 +139,67 @@ fn a_fault_at_each_step_of_create_undoes_everything() {
         assert!(e.svc.list(&ContainerFilter::default()).is_empty());
         e.svc.create(&e.pod_id, config("app")).unwrap_or_else(|err| panic!("{op}#{skip}: name still held: {err}"));
     }
+}
+
+#[test]
+fn image_volumes_are_bound_unless_a_cri_mount_is_there_and_go_with_the_container() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let bind_of = |id: &str, dest: &str| {
+        let spec = e.fakes.world().specs[id].clone();
+        spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == dest).cloned()
+    };
+    let volume = bind_of(&id, "/data").expect("the image volume is bound");
+    assert_eq!(volume["source"], format!("/var/lib/crius/containers/{id}/volumes/0"));
+    assert_eq!(volume["options"], serde_json::json!(["rbind", "rprivate", "rw"]));
+    assert_eq!(e.fakes.world().volumes[&id].len(), 1);
+
+    let mut mounted = config("b");
+    mounted.mounts = vec![Mount { container_path: "/data/".into(), host_path: "/h/data".into(), ..Default::default() }];
+    let other = e.svc.create(&e.pod_id, mounted).unwrap();
+    assert_eq!(bind_of(&other, "/data").unwrap()["source"], "/h/data", "the CRI mount wins");
+    assert!(e.fakes.world().volumes[&other].is_empty());
+
+    e.svc.remove(&id).unwrap();
+    e.svc.remove(&other).unwrap();
+    assert!(e.fakes.world().volumes.is_empty(), "removed with their containers");
+}
+
+#[test]
+fn target_pid_mode_joins_a_container_of_the_same_pod_only() {
+    use crate::sandbox::model::NamespaceMode;
+    let e = env();
+    e.svc.recover().unwrap();
+    let target = e.svc.create(&e.pod_id, config("target")).unwrap();
+    e.svc.start(&target).unwrap();
+    let pid = e.svc.status(&target).unwrap().record.process.unwrap().pid;
+    let joining = |name: &str, target_id: &str| {
+        let mut c = config(name);
+        c.security.pid_mode = NamespaceMode::Target;
+        c.security.target_id = target_id.to_string();
+        c
+    };
+
+    // Of another pod: refused, before anything of the container is made.
+    let other_pod = e.sandboxes.run(pod_config("other")).unwrap();
+    let before = e.fakes.log().len();
+    let err = e.svc.create(&other_pod, joining("intruder", &target)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("another pod sandbox") && err.to_string().contains(&target), "{err}");
+    assert!(e.fakes.log()[before..].iter().all(|op| !op.starts_with("prepare")), "{:?}", e.fakes.log());
+    assert_eq!(e.svc.list(&ContainerFilter::default()).len(), 1);
+
+    // Of the same pod: its PID namespace is joined.
+    let id = e.svc.create(&e.pod_id, joining("sidecar", &target)).unwrap();
+    let spec = e.fakes.world().specs[&id].clone();
+    let pid_ns = spec["linux"]["namespaces"].as_array().unwrap().iter().find(|n| n["type"] == "pid").cloned();
+    assert_eq!(pid_ns.unwrap()["path"], format!("/proc/{pid}/ns/pid"));
+
+    // An unknown target is not found; one that has exited cannot be joined.
+    assert_eq!(e.svc.create(&e.pod_id, joining("lost", "ffff")).unwrap_err().kind(), ErrorKind::NotFound);
+    e.fakes.exit(&target, 0);
+    let err = e.svc.create(&e.pod_id, joining("late", &target)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
 }
 
 #[test]
@@ -286,8 +356,57 @@ fn update_resources_clamps_oom_score_adj_and_is_recorded() {
     let wanted = Resources { memory_limit_bytes: 64 << 20, oom_score_adj: -999, ..Default::default() };
     e.svc.update_resources(&id, wanted).unwrap();
     let applied = e.fakes.world().updated.last().cloned().unwrap();
-    assert_eq!(applied.oom_score_adj, -500);
-    assert_eq!(e.svc.status(&id).unwrap().record.resources.unwrap().memory_limit_bytes, 64 << 20);
+    // This host accounts no swap: no memory+swap limit, which the runtime could not write.
+    let memory = applied.memory().unwrap();
+    assert_eq!((memory.limit(), memory.swap()), (Some(64 << 20), None));
+    assert!(applied.cpu().is_none() && applied.devices().is_none(), "{applied:?}");
+    let recorded = e.svc.status(&id).unwrap().record.resources.unwrap();
+    assert_eq!((recorded.memory_limit_bytes, recorded.oom_score_adj), (64 << 20, -500));
+}
+
+#[test]
+fn update_resources_converts_as_create_does() {
+    let host = HostCaps { swap: true, hugepage_sizes: vec!["2MB".into()], ..Default::default() };
+    let e = env_with(host.clone());
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let mut wanted = Resources { memory_limit_bytes: 64 << 20, cpu_shares: 256, ..Default::default() };
+    wanted.hugepage_limits.insert("2MB".into(), 4 << 20);
+    e.svc.update_resources(&id, wanted.clone()).unwrap();
+    let applied = e.fakes.world().updated.last().cloned().unwrap();
+    let created = crate::spec::resources::linux_resources(Some(&wanted), vec![], &host).unwrap();
+    assert_eq!(applied.memory(), created.memory(), "swap accounted: memory+swap = memory, as at create");
+    assert_eq!(applied.memory().unwrap().swap(), Some(64 << 20));
+    assert_eq!((applied.cpu(), applied.hugepage_limits()), (created.cpu(), created.hugepage_limits()));
+}
+
+#[test]
+fn bad_update_is_refused_and_changes_nothing() {
+    let e = env();
+    let mut first = config("a");
+    first.resources = Some(Resources { memory_limit_bytes: 32 << 20, ..Default::default() });
+    let id = e.svc.create(&e.pod_id, first).unwrap();
+    let with = |f: fn(&mut Resources)| {
+        let mut r = Resources { memory_limit_bytes: 64 << 20, ..Default::default() };
+        f(&mut r);
+        r
+    };
+    let cases = [
+        (with(|r| r.cpu_shares = -2), "cpu_shares"),
+        (with(|r| r.memory_limit_bytes = -1), "memory_limit_in_bytes"),
+        (with(|r| r.memory_swap_limit_bytes = -2), "memory_swap_limit_in_bytes"),
+        (with(|r| r.memory_swap_limit_bytes = 1 << 20), "memory_swap_limit_in_bytes"),
+        (with(|r| r.oom_score_adj = 1001), "oom_score_adj"),
+        (with(|r| _ = r.unified.insert("memory.high".into(), "1".into())), "cgroup v1"),
+        (with(|r| _ = r.hugepage_limits.insert("1GB".into(), 1 << 30)), "\"1GB\""),
+    ];
+    for (bad, says) in cases {
+        let err = e.svc.update_resources(&id, bad.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}: {err}");
+        assert!(err.to_string().contains(says) && err.to_string().contains(&id), "{bad:?}: {err}");
+    }
+    assert!(e.fakes.world().updated.is_empty(), "nothing reached the runtime");
+    let recorded = e.svc.status(&id).unwrap().record.resources.unwrap();
+    assert_eq!(recorded.memory_limit_bytes, 32 << 20, "the record is unchanged");
 }
 
 #[test]

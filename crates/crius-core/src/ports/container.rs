@@ -117,8 +117,14 @@ pub trait OciRuntime: Send + Sync {
         command: &[String],
         timeout: Option<Duration>,
     ) -> Result<ExecOutput>;
-    /// `runtime update` with the new resources.
-    fn update_resources(&self, runtime: &RuntimeHandler, container_id: &str, resources: &Resources) -> Result<()>;
+    /// `runtime update --resources` with the OCI resources (built by `spec::resources`, as for
+    /// CreateContainer); fields left out keep their current value.
+    fn update_resources(
+        &self,
+        runtime: &RuntimeHandler,
+        container_id: &str,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<()>;
 }
 
 /// Where a container's files are on the host.
@@ -138,8 +144,18 @@ pub trait ContainerFs: Send + Sync {
     /// The rootfs's /etc/passwd and /etc/group ("" when absent), read without following links
     /// out of the rootfs.
     fn read_user_db(&self, paths: &ContainerPaths) -> Result<(String, String)>;
-    /// Creates the image's declared volumes as empty dirs inside the rootfs (writable layer).
-    fn create_volumes(&self, paths: &ContainerPaths, volumes: &[String]) -> Result<()>;
+    /// Makes a writable directory of the container's own for each image volume (`volumes`:
+    /// cleaned container paths), seeded with what the image has at that path, and returns their
+    /// binds. They live with the container's writable layer. Undo: `remove_volumes` (`cleanup`
+    /// removes them too).
+    fn create_volumes(
+        &self,
+        container_id: &str,
+        paths: &ContainerPaths,
+        volumes: &[String],
+    ) -> Result<Vec<crate::container::model::Mount>>;
+    /// Removes what `create_volumes` made; idempotent.
+    fn remove_volumes(&self, container_id: &str) -> Result<()>;
     /// Resolves CRI devices (or, with `all_host_devices`, every device of the host) to numbers.
     fn resolve_devices(
         &self,

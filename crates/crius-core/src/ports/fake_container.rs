@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::StateStore;
 use super::container::{
     ContainerExit, ContainerFs, ContainerLaunch, ContainerMonitor, ContainerPaths, ContainerPorts, ExecOutput,
-    ExitRecords, OciRuntime, Resources, RuntimeHandler,
+    ExitRecords, OciRuntime, RuntimeHandler,
 };
 use super::image::ImageStore;
 use crate::container::model::{ContainerRecord, Device, Mount};
@@ -39,7 +39,9 @@ pub struct ContainerWorld {
     pub next_pid: i32,
     pub signals: Vec<(i32, i32)>,
     pub exec: Option<ExecOutput>,
-    pub updated: Vec<Resources>,
+    pub updated: Vec<oci_spec::runtime::LinuxResources>,
+    /// The image volumes made for each container.
+    pub volumes: BTreeMap<String, Vec<Mount>>,
 }
 
 #[derive(Clone, Default)]
@@ -97,7 +99,11 @@ impl ContainerFakes {
     /// Nothing of any container exists any more.
     pub fn is_empty(&self) -> bool {
         let w = self.world();
-        w.records.is_empty() && w.rootfs.is_empty() && w.runtime_containers.is_empty() && w.holds.is_empty()
+        w.records.is_empty()
+            && w.rootfs.is_empty()
+            && w.runtime_containers.is_empty()
+            && w.holds.is_empty()
+            && w.volumes.is_empty()
     }
 
     /// The container's process exits with `code`, and its monitor records it.
@@ -156,8 +162,22 @@ impl ContainerFs for ContainerFakes {
         drop(self.op("read_user_db", &paths.bundle)?);
         Ok(("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n".into(), "root:x:0:\n".into()))
     }
-    fn create_volumes(&self, paths: &ContainerPaths, _volumes: &[String]) -> Result<()> {
-        drop(self.op("create_volumes", &paths.bundle)?);
+    fn create_volumes(&self, container_id: &str, _paths: &ContainerPaths, volumes: &[String]) -> Result<Vec<Mount>> {
+        let mut w = self.op("create_volumes", container_id)?;
+        let mounts: Vec<Mount> = volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Mount {
+                container_path: v.clone(),
+                host_path: format!("/var/lib/crius/containers/{container_id}/volumes/{i}"),
+                ..Default::default()
+            })
+            .collect();
+        w.volumes.insert(container_id.to_string(), mounts.clone());
+        Ok(mounts)
+    }
+    fn remove_volumes(&self, container_id: &str) -> Result<()> {
+        self.op("remove_volumes", container_id)?.volumes.remove(container_id);
         Ok(())
     }
     fn resolve_devices(&self, devices: &[Device], _all: bool) -> Result<Vec<HostDevice>> {
@@ -201,7 +221,9 @@ impl ContainerFs for ContainerFakes {
         Ok(())
     }
     fn cleanup(&self, container_id: &str) -> Result<()> {
-        self.op("cleanup", container_id)?.rootfs.remove(container_id);
+        let mut w = self.op("cleanup", container_id)?;
+        w.rootfs.remove(container_id);
+        w.volumes.remove(container_id);
         Ok(())
     }
 }
@@ -290,7 +312,12 @@ impl OciRuntime for ContainerFakes {
             ..Default::default()
         }))
     }
-    fn update_resources(&self, _runtime: &RuntimeHandler, container_id: &str, resources: &Resources) -> Result<()> {
+    fn update_resources(
+        &self,
+        _runtime: &RuntimeHandler,
+        container_id: &str,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<()> {
         self.op("update_resources", container_id)?.updated.push(resources.clone());
         Ok(())
     }

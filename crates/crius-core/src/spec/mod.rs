@@ -85,6 +85,9 @@ pub struct SpecInput<'a> {
     pub pod_hosts_file: &'a str,
     pub pod_resolv_file: &'a str,
     pub pod_shm: Option<&'a str>,
+    /// The binds of the image's volumes (writable, private), each of a directory of its own that
+    /// the caller made; see `mounts::image_volumes`.
+    pub image_volumes: &'a [crate::container::model::Mount],
     /// The CRI devices, resolved; with privileged, every host device.
     pub devices: &'a [HostDevice],
     /// The PID namespace of the TARGET container (its /proc/PID/ns/pid), when pid mode is TARGET.
@@ -128,7 +131,10 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<BuiltSpec> {
         resolv: input.pod_resolv_file,
         shm: input.pod_shm,
     };
-    let mounts = mounts::mounts(&config.mounts, pod_files, sec.readonly_rootfs, sec.privileged)?;
+    // The image's volumes after the CRI mounts: as containerd, they stay writable under a
+    // read-only rootfs, which is what images that declare them expect.
+    let binds: Vec<_> = config.mounts.iter().chain(input.image_volumes).cloned().collect();
+    let mounts = mounts::mounts(&binds, pod_files, sec.readonly_rootfs, sec.privileged)?;
     let namespaces = namespaces::namespaces(sec, input.pod, input.target_pid_ns, host)?;
     let (device_nodes, device_rules) = devices::devices(input.devices, sec.privileged)?;
     let resources = resources::linux_resources(config.resources.as_ref(), device_rules, host)?;

@@ -43,6 +43,24 @@ pub fn validate(cri: &[Mount]) -> Result<()> {
     Ok(())
 }
 
+/// The image's VOLUMEs that get a directory of their own (containerd's `volumeMounts`): each
+/// cleaned path once, in the image's order, except where a CRI mount already puts something
+/// (the kubelet's volume wins over the image's).
+pub fn image_volumes(volumes: &[String], cri: &[Mount]) -> Vec<String> {
+    let cri_dests: Vec<String> = cri.iter().map(|m| clean(&m.container_path)).collect();
+    let mut out: Vec<String> = Vec::with_capacity(volumes.len());
+    for volume in volumes {
+        let dest = clean(volume);
+        // "/" would hide the whole rootfs; no runtime honours it.
+        if dest != "/" && !cri_dests.contains(&dest) && !out.contains(&dest) {
+            out.push(dest);
+        }
+    }
+    out
+}
+
+/// The mounts of a container: the standard ones, `cri` (the CRI mounts, then the binds of the
+/// image's volumes, see [`image_volumes`]) and the pod's files.
 pub fn mounts(cri: &[Mount], pod: PodFiles<'_>, readonly_rootfs: bool, privileged: bool) -> Result<Mounts> {
     validate(cri)?;
     let mut binds: Vec<Mount> =
@@ -260,6 +278,14 @@ mod tests {
             let opts = find(&m, dest).options().clone().unwrap();
             assert!(opts.contains(&"rw".to_string()) && !opts.contains(&"ro".to_string()), "{dest}: {opts:?}");
         }
+    }
+
+    #[test]
+    fn image_volumes_not_under_a_cri_mount() {
+        let volumes = ["/data/", "/cache", "logs", "/data", "/", "/srv/../var/x"].map(String::from);
+        let cri = [bind("/cache/", "/h/cache")];
+        assert_eq!(image_volumes(&volumes, &cri), ["/data", "/logs", "/var/x"]);
+        assert!(image_volumes(&[], &cri).is_empty());
     }
 
     #[test]

@@ -16,10 +16,19 @@ pub fn linux_resources(
     device_rules: Vec<LinuxDeviceCgroup>,
     host: &HostCaps,
 ) -> Result<LinuxResources> {
-    let mut out = LinuxResources::default();
+    let mut out = match r {
+        Some(r) => cgroup_resources(r, host)?,
+        None => LinuxResources::default(),
+    };
     out.set_devices(Some(device_rules));
-    let Some(r) = r else { return Ok(out) };
+    Ok(out)
+}
 
+/// What the CRI asked for as OCI resources, without device rules: the whole of CreateContainer's
+/// conversion and validation, and what `runtime update --resources` is given, so both RPCs
+/// accept and apply the same values. Fields left out (CRI's zero) keep their current value.
+pub fn cgroup_resources(r: &Resources, host: &HostCaps) -> Result<LinuxResources> {
+    let mut out = LinuxResources::default();
     let mut cpu = LinuxCpu::default();
     let mut cpu_set = false;
     if r.cpu_period != 0 {
@@ -68,14 +77,23 @@ pub fn linux_resources(
         }
         memory_set = true;
     }
-    if r.memory_swap_limit_bytes != 0 && host.swap {
-        if r.memory_swap_limit_bytes < -1 {
-            return Err(Error::invalid(format!(
-                "resources.memory_swap_limit_in_bytes {} must be -1 (unlimited) or positive",
-                r.memory_swap_limit_bytes
-            )));
-        }
-        memory.set_swap(Some(r.memory_swap_limit_bytes));
+    // Checked whether or not the host accounts swap, so a request is valid or not on every node.
+    let swap = r.memory_swap_limit_bytes;
+    if swap < -1 {
+        return Err(Error::invalid(format!(
+            "resources.memory_swap_limit_in_bytes {swap} must be -1 (unlimited) or positive"
+        )));
+    }
+    // The OCI swap limit is memory + swap: below the memory limit the runtime refuses it.
+    if swap > 0 && r.memory_limit_bytes > 0 && swap < r.memory_limit_bytes {
+        return Err(Error::invalid(format!(
+            "resources.memory_swap_limit_in_bytes {swap} is below memory_limit_in_bytes {}: it counts memory \
+             plus swap, so it must be at least the memory limit (or -1 for unlimited swap)",
+            r.memory_limit_bytes
+        )));
+    }
+    if swap != 0 && host.swap {
+        memory.set_swap(Some(swap));
         memory_set = true;
     }
     if memory_set {
@@ -218,6 +236,33 @@ mod tests {
         }
         let ok = Resources { cpu_quota: -1, ..Default::default() };
         assert!(linux_resources(Some(&ok), vec![], &v1()).is_ok());
+    }
+
+    #[test]
+    fn swap_is_checked_on_every_host() {
+        let no_swap = HostCaps { swap: false, ..v1() };
+        for host in [v1(), no_swap] {
+            let below = Resources { memory_limit_bytes: 200, memory_swap_limit_bytes: 100, ..Default::default() };
+            let err = cgroup_resources(&below, &host).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            assert!(err.to_string().contains("at least the memory limit"), "{err}");
+            let negative = Resources { memory_swap_limit_bytes: -2, ..Default::default() };
+            assert!(cgroup_resources(&negative, &host).unwrap_err().to_string().contains("-1 (unlimited)"));
+            let unlimited = Resources { memory_limit_bytes: 200, memory_swap_limit_bytes: -1, ..Default::default() };
+            let swap = cgroup_resources(&unlimited, &host).unwrap().memory().unwrap().swap();
+            assert_eq!(swap, host.swap.then_some(-1));
+        }
+    }
+
+    #[test]
+    fn cgroup_resources_are_linux_resources_without_devices() {
+        let res = Resources { memory_limit_bytes: 1 << 20, cpu_shares: 2, ..Default::default() };
+        let update = cgroup_resources(&res, &v1()).unwrap();
+        assert!(update.devices().is_none());
+        let mut create = linux_resources(Some(&res), vec![LinuxDeviceCgroup::default()], &v1()).unwrap();
+        create.set_devices(None);
+        assert_eq!(update, create);
+        assert_eq!(cgroup_resources(&Resources::default(), &v1()).unwrap(), LinuxResources::default());
     }
 
     #[test]

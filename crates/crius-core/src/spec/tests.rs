@@ -27,6 +27,7 @@ struct Fx {
     shm: Option<String>,
     target: Option<String>,
     seccomp_json: Option<String>,
+    volumes: Vec<Mount>,
 }
 
 fn host_v1() -> HostCaps {
@@ -109,6 +110,7 @@ impl Fx {
             shm: Some("/run/crius/pods/pod1/shm".into()),
             target: None,
             seccomp_json: None,
+            volumes: vec![],
         }
     }
 
@@ -126,6 +128,7 @@ impl Fx {
             pod_hosts_file: "/var/lib/crius/pods/pod1/hosts",
             pod_resolv_file: "/var/lib/crius/pods/pod1/resolv.conf",
             pod_shm: self.shm.as_deref(),
+            image_volumes: &self.volumes,
             devices: &self.devices,
             target_pid_ns: self.target.as_deref(),
             extra_annotations: &self.extra,
@@ -405,6 +408,26 @@ fn cri_mounts_with_propagation() {
     let pos = |d: &str| dests.iter().position(|x| x == d).unwrap();
     assert!(pos("/var") < pos("/var/lib/kubelet/pods"));
     assert_eq!(linux(&s).rootfs_propagation().as_deref(), Some("rslave"));
+}
+
+#[test]
+fn image_volumes_are_writable_binds_under_a_readonly_rootfs() {
+    let mut fx = Fx::new();
+    fx.config.security.readonly_rootfs = true;
+    fx.config.mounts = vec![Mount { container_path: "/srv".into(), host_path: "/h/srv".into(), ..Default::default() }];
+    fx.volumes = vec![Mount {
+        container_path: "/srv/data".into(),
+        host_path: "/var/lib/crius/containers/c1/volumes/0".into(),
+        ..Default::default()
+    }];
+    let s = fx.spec();
+    assert_eq!(s.root().as_ref().unwrap().readonly(), Some(true));
+    let volume = mount(&s, "/srv/data").unwrap();
+    assert_eq!(volume.source().as_ref().and_then(|p| p.to_str()), Some("/var/lib/crius/containers/c1/volumes/0"));
+    assert_eq!(options(&s, "/srv/data"), ["rbind", "rprivate", "rw"]);
+    let dests: Vec<_> = s.mounts().as_ref().unwrap().iter().map(|m| m.destination().display().to_string()).collect();
+    let pos = |d: &str| dests.iter().position(|x| x == d).unwrap();
+    assert!(pos("/srv") < pos("/srv/data"), "a CRI mount that holds the volume comes first: {dests:?}");
 }
 
 #[test]

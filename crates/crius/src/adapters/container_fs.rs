@@ -1,5 +1,6 @@
 //! A container's filesystem on the host: the writable layer under `<root>/containers/<id>/`,
-//! the bundle and its overlay rootfs under `<state>/containers/<id>/bundle/`.
+//! the image volumes' directories under `<root>/containers/<id>/volumes/`, the bundle and its
+//! overlay rootfs under `<state>/containers/<id>/bundle/`.
 
 use std::fs;
 use std::io;
@@ -12,6 +13,7 @@ use crius_core::spec::HostDevice;
 use crius_core::{Error, Result};
 
 use super::atomic::write_replace_volatile;
+use super::image_volumes;
 use super::securejoin::secure_join;
 
 /// The kernel's limit on mount options (one page); overlay's lowerdir must fit in it.
@@ -20,6 +22,8 @@ const MAX_MOUNT_DATA: usize = 4000;
 /// Missing host paths that are refused rather than created as a directory (CRI-O's default
 /// `absent_mount_sources_to_reject`): a directory at /etc/hostname breaks the node's next boot.
 const ABSENT_SOURCES_TO_REJECT: &[&str] = &["/etc/hostname"];
+
+const VOLUMES: &str = "volumes";
 
 pub struct HostContainerFs {
     /// `<root>/containers`: writable layers (and the records, which the state store owns).
@@ -38,6 +42,11 @@ impl HostContainerFs {
 
     fn bundle(&self, id: &str) -> PathBuf {
         self.bundles_dir.join(id).join("bundle")
+    }
+
+    /// The image volumes' directories, with the writable layer: on disk, like the data in them.
+    fn volumes_dir(&self, id: &str) -> PathBuf {
+        self.layers_dir.join(id).join(VOLUMES)
     }
 }
 
@@ -92,13 +101,50 @@ impl ContainerFs for HostContainerFs {
         Ok((read("/etc/passwd")?, read("/etc/group")?))
     }
 
-    fn create_volumes(&self, paths: &ContainerPaths, volumes: &[String]) -> Result<()> {
-        let root = Path::new(&paths.rootfs);
-        for volume in volumes {
-            let dir = secure_join(root, Path::new(volume)).map_err(io_err(format!("resolving volume {volume}")))?;
-            fs::create_dir_all(&dir).map_err(io_err(format!("creating volume {volume}")))?;
+    fn create_volumes(&self, container_id: &str, paths: &ContainerPaths, volumes: &[String]) -> Result<Vec<Mount>> {
+        if volumes.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let dir = self.volumes_dir(container_id);
+        // Only root gets in: the container reaches each volume through its bind.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err(format!("creating {}", dir.display())))?;
+        let root = Path::new(&paths.rootfs);
+        let mut binds = Vec::with_capacity(volumes.len());
+        for (i, volume) in volumes.iter().enumerate() {
+            // Named by position: volume paths may nest or hold characters a file name cannot.
+            let host = dir.join(i.to_string());
+            image_volumes::make_dir(&host)
+                .map_err(io_err(format!("creating {} for volume {volume}", host.display())))?;
+            let seed = secure_join(root, Path::new(volume))
+                .map_err(io_err(format!("resolving volume {volume} in the rootfs")))?;
+            match image_volumes::seed_of(&seed).map_err(io_err(format!("looking up volume {volume} in the rootfs")))? {
+                image_volumes::Seed::Dir => image_volumes::copy_tree(&seed, &host)
+                    .map_err(io_err(format!("copying the image's {volume} into its volume")))?,
+                image_volumes::Seed::Missing => {}
+                image_volumes::Seed::NotADir => {
+                    return Err(Error::precondition(format!(
+                        "the image declares VOLUME {volume}, but has a file there, not a directory: no volume \
+                         can be bound over it; mount something at {volume} instead"
+                    )));
+                }
+            }
+            binds.push(Mount {
+                container_path: volume.clone(),
+                host_path: host.to_string_lossy().into_owned(),
+                readonly: false,
+                selinux_relabel: true,
+                propagation: Propagation::Private,
+            });
+        }
+        Ok(binds)
+    }
+
+    fn remove_volumes(&self, container_id: &str) -> Result<()> {
+        remove_dir_all(&self.volumes_dir(container_id))
     }
 
     fn resolve_devices(&self, devices: &[Device], all_host_devices: bool) -> Result<Vec<HostDevice>> {
@@ -120,10 +166,17 @@ impl ContainerFs for HostContainerFs {
     }
 
     fn read_seccomp_profile(&self, path: &str) -> Result<String> {
+        // A relative path would be read from the daemon's working directory.
+        if !Path::new(path).is_absolute() {
+            return Err(Error::invalid(format!(
+                "seccomp profile {path:?} (Localhost): localhost_ref must be an absolute path on the node"
+            )));
+        }
         fs::read_to_string(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => {
-                Error::invalid(format!("seccomp profile localhost/{path} does not exist on this node"))
-            }
+            io::ErrorKind::NotFound => Error::invalid(format!(
+                "seccomp profile {path} (Localhost) does not exist on this node: put the profile there or fix \
+                 localhost_ref"
+            )),
             _ => Error::internal(format!("reading the seccomp profile {path}"), e),
         })
     }
@@ -177,7 +230,7 @@ impl ContainerFs for HostContainerFs {
             .map_err(|e| Error::internal(format!("unmounting {}", rootfs.display()), e))?;
         remove_dir_all(&self.bundles_dir.join(container_id))?;
         let layer = self.layers_dir.join(container_id);
-        for part in ["upper", "work", "empty"] {
+        for part in ["upper", "work", "empty", VOLUMES] {
             remove_dir_all(&layer.join(part))?;
         }
         Ok(())

@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod attach;
 pub mod container_fs;
+pub mod image_volumes;
 pub mod pod_files;
 pub mod securejoin;
 pub mod state_store;
