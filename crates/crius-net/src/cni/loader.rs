@@ -95,9 +95,8 @@ impl ConfigLoader {
     fn fingerprint(&self) -> Fingerprint {
         let now = SystemTime::now();
         let files: Vec<Stamp> = self.dirs.iter().flat_map(|d| config_files(d)).filter_map(stamp).collect();
-        let racy = files
-            .iter()
-            .any(|s| recent(s.mtime, now, self.racy_window) || recent(s.ctime, now, self.racy_window));
+        let racy =
+            files.iter().any(|s| recent(s.mtime, now, self.racy_window) || recent(s.ctime, now, self.racy_window));
         Fingerprint { files, racy }
     }
 
