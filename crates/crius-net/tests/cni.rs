@@ -13,8 +13,8 @@ use crius_net::config::HostPortManagerKind;
 #[test]
 fn two_pods_reach_each_other_and_leave_nothing_behind() {
     let t = TestNet::new(1, false);
-    let a = Netns::new("crnt-1-a");
-    let b = Netns::new("crnt-1-b");
+    let a = Netns::new("crnt-1-a").unwrap();
+    let b = Netns::new("crnt-1-b").unwrap();
     let status_a = t.net.setup(&t.request("crnt1a", &a, vec![])).unwrap();
     let status_b = t.net.setup(&t.request("crnt1b", &b, vec![])).unwrap();
     let ip_a = status_a.primary_ip().unwrap();
@@ -47,7 +47,7 @@ fn dual_stack_pod_gets_both_ips_ipv4_first() {
         return;
     }
     let t = TestNet::new(2, true);
-    let a = Netns::new("crnt-2-a");
+    let a = Netns::new("crnt-2-a").unwrap();
     let status = t.net.setup(&t.request("crnt2a", &a, vec![])).unwrap();
     assert_eq!(status.ips.len(), 2, "{:?}", status.ips);
     assert!(status.ips[0].is_ipv4());
@@ -64,7 +64,7 @@ fn dual_stack_pod_gets_both_ips_ipv4_first() {
 #[test]
 fn del_after_the_netns_is_gone_releases_everything() {
     let t = TestNet::new(3, false);
-    let a = Netns::new("crnt-3-a");
+    let a = Netns::new("crnt-3-a").unwrap();
     let request = t.request("crnt3a", &a, vec![]);
     t.net.setup(&request).unwrap();
     assert_eq!(t.allocated_ips().len(), 1);
@@ -77,7 +77,7 @@ fn del_after_the_netns_is_gone_releases_everything() {
 #[test]
 fn a_plugin_error_carries_its_code_and_message_and_leaves_nothing() {
     let t = TestNet::new(4, false);
-    let a = Netns::new("crnt-4-a");
+    let a = Netns::new("crnt-4-a").unwrap();
     // The chain's bridge can not be made: a name longer than an interface name can be.
     let conf_dir = t.dir.path().join("net.d");
     let path = conf_dir.join("10-test.conflist");
@@ -103,7 +103,7 @@ fn portmap_plugin_gets_the_port_mappings_when_it_owns_host_ports() {
     let portmap = serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}});
     let _cleanup = PortmapTopChains;
     let t = TestNet::build(6, false, vec![portmap], HostPortManagerKind::Cni);
-    let a = Netns::new("crnt-6-a");
+    let a = Netns::new("crnt-6-a").unwrap();
     let request = t.request("crnt6a", &a, vec![tcp(26080, 80, ""), tcp(0, 81, "")]);
     let status = t.net.setup(&request).unwrap();
     let _httpd = Httpd::start(&a, 80);
@@ -169,7 +169,7 @@ impl Drop for PortmapTopChains {
 #[test]
 fn add_and_del_time_of_the_bridge_chain() {
     let t = TestNet::new(5, false);
-    let a = Netns::new("crnt-5-a");
+    let a = Netns::new("crnt-5-a").unwrap();
     let request = t.request("crnt5a", &a, vec![]);
     // The first ADD also creates the bridge.
     t.net.setup(&request).unwrap();

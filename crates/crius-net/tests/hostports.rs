@@ -10,13 +10,14 @@ use common::*;
 use crius_core::ErrorKind;
 use crius_core::ports::network::{HostPortPod, HostPorts};
 use crius_net::hostport::plan::Family;
+use crius_testkit::network::{UdpEcho, udp_echo};
 
 #[test]
 fn tcp_hostport_via_pod_ip_localhost_and_another_host() {
     let t = TestNet::new(20, false);
     let tables = Tables::new(20);
-    let other = OtherHost::new(20, false);
-    let pod = Netns::new("crnt-20-a");
+    let other = other_host(20, false);
+    let pod = Netns::new("crnt-20-a").unwrap();
     let mappings = vec![tcp(21080, 80, ""), tcp(0, 81, "")];
     let status = t.net.setup(&t.request("crnt20a", &pod, mappings.clone())).unwrap();
     let _httpd = Httpd::start(&pod, 80);
@@ -49,11 +50,11 @@ fn tcp_hostport_via_pod_ip_localhost_and_another_host() {
 fn udp_hostport() {
     let t = TestNet::new(21, false);
     let tables = Tables::new(21);
-    let other = OtherHost::new(21, false);
-    let pod = Netns::new("crnt-21-a");
+    let other = other_host(21, false);
+    let pod = Netns::new("crnt-21-a").unwrap();
     let mappings = vec![udp(21053, 5353)];
     let status = t.net.setup(&t.request("crnt21a", &pod, mappings.clone())).unwrap();
-    let _echo = UdpEcho::start(&pod, 5353);
+    let _echo = UdpEcho::start(&pod.path(), 5353).unwrap();
     tables.0.add("crnt21a", &mappings, &status.ips).unwrap();
 
     assert_eq!(eventually("udp 127.0.0.1", || udp_echo(addr("127.0.0.1", 21053), "one")), "echo:one");
@@ -81,8 +82,8 @@ fn ipv6_hostport_from_another_host() {
     }
     let t = TestNet::new(22, true);
     let tables = Tables::new(22);
-    let other = OtherHost::new(22, true);
-    let pod = Netns::new("crnt-22-a");
+    let other = other_host(22, true);
+    let pod = Netns::new("crnt-22-a").unwrap();
     let mappings = vec![tcp(22080, 80, "")];
     let status = t.net.setup(&t.request("crnt22a", &pod, mappings.clone())).unwrap();
     let _httpd = Httpd::start(&pod, 80);
@@ -107,8 +108,8 @@ fn ipv6_hostport_from_another_host() {
 fn host_ip_limits_the_port_to_one_address() {
     let t = TestNet::new(23, false);
     let tables = Tables::new(23);
-    let other = OtherHost::new(23, false);
-    let pod = Netns::new("crnt-23-a");
+    let other = other_host(23, false);
+    let pod = Netns::new("crnt-23-a").unwrap();
     let mappings = vec![tcp(23080, 80, &other.node_v4)];
     let status = t.net.setup(&t.request("crnt23a", &pod, mappings.clone())).unwrap();
     let _httpd = Httpd::start(&pod, 80);

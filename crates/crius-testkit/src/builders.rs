@@ -116,7 +116,10 @@ pub trait PodConfigExt: Sized {
         self
     }
     fn log_directory(self, dir: &str) -> Self;
+    /// A TCP port mapping on every host address.
     fn port_mapping(self, container_port: i32, host_port: i32) -> Self;
+    /// A port mapping of any protocol, limited to `host_ip` unless it is "".
+    fn port_mapping_on(self, protocol: Protocol, container_port: i32, host_port: i32, host_ip: &str) -> Self;
     fn attempt(mut self, attempt: u32) -> Self {
         self.metadata_mut().attempt = attempt;
         self
@@ -154,12 +157,15 @@ impl PodConfigExt for PodSandboxConfig {
         self.log_directory = dir.to_string();
         self
     }
-    fn port_mapping(mut self, container_port: i32, host_port: i32) -> Self {
+    fn port_mapping(self, container_port: i32, host_port: i32) -> Self {
+        self.port_mapping_on(Protocol::Tcp, container_port, host_port, "")
+    }
+    fn port_mapping_on(mut self, protocol: Protocol, container_port: i32, host_port: i32, host_ip: &str) -> Self {
         self.port_mappings.push(PortMapping {
-            protocol: Protocol::Tcp as i32,
+            protocol: protocol as i32,
             container_port,
             host_port,
-            host_ip: String::new(),
+            host_ip: host_ip.to_string(),
         });
         self
     }

@@ -38,6 +38,16 @@ const OWNER_FILE: &str = "crius-testkit.owner";
 const CGROUPS_FILE: &str = "crius-testkit.cgroups";
 /// Test dirs are /tmp/crius-XXXXXX.
 const DIR_PREFIX: &str = "crius-";
+/// In each test dir: the CNI plugins of the test ([`TestDaemonBuilder::cni_plugin`]).
+const CNI_BIN_DIR: &str = "cni-bin";
+
+/// Writes a script with mode 0755.
+fn write_executable(path: &Path, script: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, script)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
 
 /// Connects a gRPC channel to a unix socket.
 pub async fn connect(socket: &Path) -> Result<Channel> {
@@ -67,6 +77,10 @@ pub struct TestDaemonBuilder {
     network_lines: Vec<String>,
     /// Give pods a real bridge network of their own (see [`TestDaemonBuilder::bridge_network`]).
     bridge_network: bool,
+    /// Plugins appended to the bridge network's chain.
+    bridge_extra_plugins: Vec<serde_json::Value>,
+    /// CNI plugins of the test (name, script), in a bin dir searched before the system's.
+    cni_plugins: Vec<(String, String)>,
 }
 
 /// A network that needs no bridge and no address space, so tests that do not test networking
@@ -87,6 +101,8 @@ impl Default for TestDaemonBuilder {
             cni_conflist: LOOPBACK_CONFLIST.to_string(),
             network_lines: Vec::new(),
             bridge_network: false,
+            bridge_extra_plugins: Vec::new(),
+            cni_plugins: Vec::new(),
             log_level: std::env::var("CRIUS_TEST_LOG_LEVEL").unwrap_or_else(|_| "debug".into()),
             // Generous: a loaded 2-core CI machine running tests in parallel is slow to start daemons.
             ready_timeout: Duration::from_secs(120),
@@ -119,6 +135,22 @@ impl TestDaemonBuilder {
     /// 10.200.0.0/13, host-local's data under the test dir; the bridge is deleted on drop.
     pub fn bridge_network(mut self) -> Self {
         self.bridge_network = true;
+        self
+    }
+
+    /// A plugin appended to the bridge network's chain (after bridge and loopback); implies
+    /// [`TestDaemonBuilder::bridge_network`].
+    pub fn bridge_chain_plugin(mut self, plugin: serde_json::Value) -> Self {
+        self.bridge_network = true;
+        self.bridge_extra_plugins.push(plugin);
+        self
+    }
+
+    /// A CNI plugin of the test: `script` is written, executable, as `<base>/cni-bin/<name>`,
+    /// and `bin_dirs` becomes that dir then the system's (so do not set `bin_dirs` with
+    /// [`TestDaemonBuilder::network_line`] too). The script can find its dir with `dirname "$0"`.
+    pub fn cni_plugin(mut self, name: impl Into<String>, script: impl Into<String>) -> Self {
+        self.cni_plugins.push((name.into(), script.into()));
         self
     }
 
@@ -192,13 +224,24 @@ impl TestDaemonBuilder {
         let cni_dir = base.join("cni-conf");
         fs::create_dir_all(&cni_dir)?;
         let bridge = self.bridge_network.then(|| crate::network::TestBridge::new(&base));
-        let conflist = bridge.as_ref().map(|b| b.conflist()).unwrap_or_else(|| self.cni_conflist.clone());
+        let conflist = match &bridge {
+            Some(b) => b.conflist_with(&self.bridge_extra_plugins),
+            None => self.cni_conflist.clone(),
+        };
         fs::write(cni_dir.join("10-test.conflist"), conflist)?;
         let table = format!(
             "crius-t-{}",
             base.file_name().map(|n| n.to_string_lossy().replace(['.', '-'], "")).unwrap_or_default()
         );
         config.push_str(&format!("\n[network]\nconf_dirs = [{}]\nhostport_table = {table:?}\n", toml_str(&cni_dir)));
+        if !self.cni_plugins.is_empty() {
+            let bin = base.join(CNI_BIN_DIR);
+            fs::create_dir_all(&bin)?;
+            for (name, script) in &self.cni_plugins {
+                write_executable(&bin.join(name), script)?;
+            }
+            config.push_str(&format!("bin_dirs = [{}, \"/opt/cni/bin\", \"/usr/lib/cni\"]\n", toml_str(&bin)));
+        }
         for line in &self.network_lines {
             config.push_str(line);
             config.push('\n');
@@ -709,6 +752,11 @@ impl TestDaemon {
     /// The per-pod nftables chains of this daemon's hostport tables (`family table chain`).
     pub fn hostport_chains(&self) -> Vec<String> {
         pod_chains(&nft_table_name(&self.base))
+    }
+
+    /// The dir of the test's own CNI plugins (when it has any: [`TestDaemonBuilder::cni_plugin`]).
+    pub fn cni_bin_dir(&self) -> PathBuf {
+        self.base.join(CNI_BIN_DIR)
     }
 
     /// The test bridge network, when the daemon was built with `bridge_network()`.

@@ -8,6 +8,9 @@
 //! - [`cri`]: CRI request builders ([`pod_config`] and the [`PodConfigExt`] builder methods).
 //! - [`Nsenter`]: run a command inside a pod's namespaces, by pinned path or `--target PID`.
 //! - [`host`]: readers of /proc (mounts, processes, namespaces) and cgroup paths.
+//! - [`network`]: the per-daemon bridge network; network namespaces, links and
+//!   [`network::OtherHost`] (a namespace on a veth that plays another host), gone on drop; a UDP
+//!   echo server in a namespace.
 //!
 //! The CRI types and clients, tonic, tokio and serde_json are re-exported, so the versions a test
 //! uses are the harness's.

@@ -1,11 +1,14 @@
 //! Pod networking through a real daemon (run as root): real CNI plugins on a bridge private to
 //! each test, crius's hostport manager in an nftables table of its own. Traffic goes only to the
-//! test's own pods and to 127.0.0.1.
+//! test's own pods, to 127.0.0.1 and to the node's address on a veth into a namespace the test
+//! made to play another host.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crius_testkit::cri::PodSandboxState;
-use crius_testkit::{Nsenter, PodConfigExt, TestDaemon, pod_config};
+use crius_testkit::cri::{PodSandboxState, Protocol};
+use crius_testkit::network::{OtherHost, UdpEcho, udp_echo};
+use crius_testkit::{Nsenter, PodConfigExt, TestDaemon, pod_config, run_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crius");
 const BUSYBOX: &str = "/bin/busybox";
@@ -39,6 +42,37 @@ async fn netns(td: &TestDaemon, id: &str) -> String {
 fn free_port() -> i32 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     i32::from(listener.local_addr().expect("local addr").port())
+}
+
+fn free_udp_port() -> i32 {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind a free UDP port");
+    i32::from(socket.local_addr().expect("local addr").port())
+}
+
+fn sock(ip: &str, port: i32) -> SocketAddr {
+    SocketAddr::new(ip.parse().expect("an IP address"), u16::try_from(port).expect("a port number"))
+}
+
+/// A namespace on a veth of its own that plays another host; gone on drop, even when the test fails.
+fn other_host() -> OtherHost {
+    OtherHost::unique(false).unwrap_or_else(|e| panic!("making another host: {e}"))
+}
+
+/// Retries `f` for a few seconds (a fresh veth may still be coming up); its last answer.
+fn eventually<T>(mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match f() {
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            done => return done,
+        }
+    }
+}
+
+/// Whether a TCP connection to `addr` is accepted (one try: for checks that it is not).
+fn connects(addr: &str) -> bool {
+    let sock: SocketAddr = addr.parse().expect("a socket address");
+    std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_ok()
 }
 
 /// Runs `f` on a thread of its own that has joined the network namespace at `netns` (setns
@@ -184,9 +218,14 @@ async fn a_host_port_in_use_fails_the_pod_and_leaves_nothing() {
     let err =
         td.run_pod(pod_config("second").port_mapping(80, host_port)).await.expect_err("a second pod on the same port");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{}", err.message());
-    assert!(err.message().contains(&host_port.to_string()), "the message names the port: {}", err.message());
+    // Port, protocol and address, in the hostport manager's words.
+    let want = format!("host port {host_port}/tcp on 0.0.0.0 is already in use");
+    assert!(err.message().contains(&want), "the message does not say {want:?}: {}", err.message());
     let pods = td.list_pods(None).await.expect("list");
     assert_eq!(pods.len(), 1, "the failed pod is listed: {pods:?}");
+    // The same number over UDP is another port.
+    let udp = run(&td, pod_config("third").port_mapping_on(Protocol::Udp, 80, host_port, "")).await;
+    td.remove_pod(&udp).await.expect("remove the UDP pod");
     assert_eq!(td.pod_state(&first).await.expect("status"), PodSandboxState::SandboxReady);
     td.remove_pod(&first).await.expect("remove");
     td.assert_no_leaks().await;
@@ -224,6 +263,153 @@ async fn network_ready_follows_the_cni_config() {
     assert!(!net.status, "NetworkReady with an empty CNI config: {net:?}");
     assert!(!net.message.is_empty());
     let err = td.run_pod(pod_config("no-net")).await.expect_err("no network, no pod");
-    assert!(!err.message().is_empty());
+    // The node is not set up, the request is fine; the message says where config was looked for.
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{}", err.message());
+    let conf_dir = td.base().join("cni-conf");
+    assert!(
+        err.message().contains("no usable CNI network config") && err.message().contains(&*conf_dir.to_string_lossy()),
+        "the message does not name the config dir {}: {}",
+        conf_dir.display(),
+        err.message()
+    );
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_host_port_reaches_an_echo_in_the_pod() {
+    let td = bridge_daemon().await;
+    let other = other_host();
+    let host_port = free_udp_port();
+    let id = run(&td, pod_config("udp-echo").port_mapping_on(Protocol::Udp, 5353, host_port, "")).await;
+    let ns = netns(&td, &id).await;
+    let _echo = UdpEcho::start(&ns, 5353).unwrap_or_else(|e| panic!("{e}"));
+
+    let local = eventually(|| udp_echo(sock("127.0.0.1", host_port), "one"));
+    assert_eq!(local.as_deref(), Ok("echo:one"), "127.0.0.1\n{}", td.log_tail(60));
+    let node = sock(&other.node_v4, host_port);
+    let remote = eventually(|| in_netns(&other.netns_path(), move || udp_echo(node, "two")));
+    assert_eq!(remote.as_deref(), Ok("echo:two"), "from another host\n{}", td.log_tail(60));
+    let held = std::net::UdpSocket::bind(("0.0.0.0", host_port as u16));
+    assert!(held.is_err(), "the UDP host port is not held");
+
+    td.remove_pod(&id).await.expect("remove");
+    assert!(std::net::UdpSocket::bind(("0.0.0.0", host_port as u16)).is_ok(), "the UDP host port is still held");
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_port_on_one_host_ip_answers_there_only() {
+    let td = bridge_daemon().await;
+    let other = other_host();
+    let host_port = free_port();
+    let id = run(&td, pod_config("one-ip").port_mapping_on(Protocol::Tcp, 8080, host_port, &other.node_v4)).await;
+    let ns = netns(&td, &id).await;
+    let _server = Httpd::start(&ns, 8080, "on one address");
+
+    let on_it = format!("{}:{host_port}", other.node_v4);
+    let got = fetch(Some(&other.netns_path()), &on_it);
+    assert_eq!(got.as_deref(), Some("on one address"), "from another host to {on_it}\n{}", td.log_tail(60));
+    let got = fetch(None, &on_it);
+    assert_eq!(got.as_deref(), Some("on one address"), "from the node to {on_it}\n{}", td.log_tail(60));
+    // Not on the node's other addresses, from the node nor from the other host.
+    let gateway = td.bridge().expect("a bridge network").gateway();
+    for elsewhere in [format!("127.0.0.1:{host_port}"), format!("{gateway}:{host_port}")] {
+        assert!(!connects(&elsewhere), "the host port answers on {elsewhere}");
+        let from_other = elsewhere.clone();
+        assert!(!in_netns(&other.netns_path(), move || connects(&from_other)), "{elsewhere} from the other host");
+    }
+    // Held on that address only: the same number elsewhere is free.
+    assert!(std::net::TcpListener::bind((other.node_v4.as_str(), host_port as u16)).is_err(), "not held");
+    drop(std::net::TcpListener::bind(("127.0.0.1", host_port as u16)).expect("the port on 127.0.0.1 is free"));
+
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_port_is_reachable_from_another_host() {
+    let td = bridge_daemon().await;
+    let other = other_host();
+    let host_port = free_port();
+    let id = run(&td, pod_config("remote-web").port_mapping(8080, host_port)).await;
+    let ns = netns(&td, &id).await;
+    let _server = Httpd::start(&ns, 8080, "hello, other host");
+
+    let node = format!("{}:{host_port}", other.node_v4);
+    let got = fetch(Some(&other.netns_path()), &node);
+    assert_eq!(got.as_deref(), Some("hello, other host"), "from another host to {node}\n{}", td.log_tail(60));
+
+    td.remove_pod(&id).await.expect("remove");
+    assert!(!in_netns(&other.netns_path(), move || connects(&node)), "the host port still answers");
+    td.assert_no_leaks().await;
+}
+
+/// A chained plugin that is slow on ADD: it writes its pid to add-started next to it, then waits
+/// until a `fast` file appears there (30 s at most), then runs the real loopback plugin. DEL and
+/// CHECK are never slow, nor is ADD once `fast` exists.
+const SLOW_PLUGIN: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+if [ "$CNI_COMMAND" = ADD ] && [ ! -e "$dir/fast" ]; then
+    echo $$ > "$dir/add-started.tmp"
+    mv "$dir/add-started.tmp" "$dir/add-started"
+    i=0
+    while [ ! -e "$dir/fast" ] && [ "$i" -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+fi
+exec /usr/lib/cni/loopback
+"#;
+
+/// A kill -9 while a plugin of the chain is half-way through ADD (bridge has made the veth and
+/// host-local the IP allocation): the restart undoes the pod, nothing is left and its name is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill9_during_cni_add_leaks_nothing_and_frees_the_name() {
+    let mut td = TestDaemon::builder()
+        .cni_plugin("crius-test-slow", SLOW_PLUGIN)
+        .bridge_chain_plugin(crius_testkit::serde_json::json!({"type": "crius-test-slow"}))
+        .start(BIN)
+        .await
+        .unwrap_or_else(|e| panic!("the daemon did not start: {e}"));
+    let bin = td.cni_bin_dir();
+    let config = pod_config("cut-add").port_mapping(8080, free_port());
+
+    let mut runtime = td.runtime();
+    let request = run_request(config.clone());
+    let call = tokio::spawn(async move { runtime.run_pod_sandbox(request).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bin.join("add-started").exists() {
+        assert!(Instant::now() < deadline, "the slow plugin's ADD did not start\n{}", td.log_tail(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Mid-ADD: the plugins before it have made their part.
+    let made = td.bridge().expect("a bridge network").leaks();
+    assert!(made.iter().any(|l| l.starts_with("IP allocation")), "no IP allocated before the slow plugin: {made:?}");
+    let plugin: i32 = std::fs::read_to_string(bin.join("add-started"))
+        .expect("read the slow plugin's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let plugin_start = crius_testkit::host::proc_stat(plugin).map(|s| s.start_time);
+
+    td.kill9();
+    let cut = call.await.expect("the RunPodSandbox task");
+    assert!(cut.is_err(), "RunPodSandbox succeeded though the daemon was killed during ADD: {cut:?}");
+    // The plugin dies with the daemon: left running, it would finish its ADD after the restart
+    // has undone the pod.
+    let gone = crius_testkit::host::wait_process_gone(plugin, plugin_start, Duration::from_secs(5));
+    // Let a plugin that is still there go on (and end), whatever the verdict.
+    std::fs::write(bin.join("fast"), "").expect("write the fast marker");
+    assert!(gone, "the plugin the daemon ran (pid {plugin}) outlived the daemon");
+    td.restart().await.unwrap_or_else(|e| panic!("restart: {e}"));
+
+    let pods = td.list_pods(None).await.expect("list");
+    assert!(pods.is_empty(), "the half-made pod is listed after the restart: {pods:?}");
+    td.assert_no_leaks().await;
+
+    // The name is free: the same config runs.
+    let id = run(&td, config).await;
+    assert_eq!(td.pod_state(&id).await.expect("status"), PodSandboxState::SandboxReady);
+    td.remove_pod(&id).await.expect("remove");
     td.assert_no_leaks().await;
 }

@@ -84,7 +84,8 @@ impl PluginRunner {
     pub fn run(&self, plugin: &str, inv: &Invocation<'_>, stdin: Vec<u8>) -> Result<Vec<u8>, NetError> {
         let path = self.find(plugin)?;
         let cni_path = std::env::join_paths(&self.bin_dirs).unwrap_or_default();
-        let mut child = Command::new(&path)
+        let mut command = Command::new(&path);
+        command
             .env("CNI_COMMAND", inv.command.as_str())
             .env("CNI_CONTAINERID", inv.container_id)
             .env("CNI_NETNS", inv.netns)
@@ -95,9 +96,12 @@ impl PluginRunner {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so a timeout kills the IPAM plugin it runs too.
-            .process_group(0)
-            .spawn()
-            .map_err(|source| NetError::Spawn { path: path.clone(), source })?;
+            .process_group(0);
+        // Killed with the daemon: an ADD that went on after a kill -9 could make a veth or an
+        // IP allocation after the restart's DEL of the half-made pod, and leak it. This thread
+        // stays blocked below until the plugin is done, as the kernel's watch of it needs.
+        crius_sys::prctl::kill_child_with_parent(&mut command);
+        let mut child = command.spawn().map_err(|source| NetError::Spawn { path: path.clone(), source })?;
         let pid = child.id();
 
         // stdin, stdout and stderr each on a thread: a config or a result bigger than a pipe

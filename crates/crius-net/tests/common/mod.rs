@@ -4,17 +4,17 @@
 //! the test's own number, so tests run in parallel.
 //!
 //! Traffic goes only to loopback, to the node's own addresses and to the namespaces made here.
+//! Namespaces, links, the other host and the UDP echo are crius-testkit's (the daemon's tests use
+//! them too).
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crius_core::ports::network::NetworkRequest;
@@ -24,6 +24,7 @@ use crius_net::config::{DefaultNetworkConfig, HostPortManagerKind, NetworkConfig
 use crius_net::default_network::render_default_network;
 use crius_net::hostport::HostPortManager;
 use crius_net::hostport::plan::Family;
+pub use crius_testkit::network::{Link, Netns, OtherHost};
 use nix::sched::{CloneFlags, setns};
 
 pub const CNI_BIN: &str = "/usr/lib/cni";
@@ -45,57 +46,6 @@ pub fn require_root_and_plugins() {
             Path::new(CNI_BIN).join(plugin).exists(),
             "{CNI_BIN}/{plugin} is missing: install containernetworking-plugins (scripts/setup-test-deps.sh)"
         );
-    }
-}
-
-/// A network namespace made with `ip netns add`, deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(name: &str) -> Netns {
-        let _ = sh(&["ip", "netns", "del", name]);
-        must(&["ip", "netns", "add", name]);
-        must(&["ip", "-n", name, "link", "set", "lo", "up"]);
-        // As crius's monitor does for a pod: no IPv6 duplicate address detection, which would
-        // hold ADD for seconds.
-        let dad =
-            "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad";
-        let _ = sh(&["ip", "netns", "exec", name, "sh", "-c", dad]);
-        Netns { name: name.to_string() }
-    }
-
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
-    }
-
-    /// Deletes it now (the drop then has nothing to do).
-    pub fn delete(&self) {
-        let _ = sh(&["ip", "netns", "del", &self.name]);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        self.delete();
-    }
-}
-
-/// A host link deleted on drop (a bridge the bridge plugin made, a veth of the test).
-pub struct Link(pub String);
-
-impl Link {
-    /// Claims the name, deleting a leftover of an earlier run that was killed.
-    pub fn claim(name: &str) -> Link {
-        let _ = sh(&["ip", "link", "del", name]);
-        Link(name.to_string())
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "link", "del", &self.0]);
     }
 }
 
@@ -301,88 +251,17 @@ pub fn http_get_in(ns: &str, addr: SocketAddr) -> Result<String, String> {
     in_netns(ns, move || http_get(addr))
 }
 
-/// A UDP echo server inside a namespace (a thread that joined it); stops on drop.
-pub struct UdpEcho {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl UdpEcho {
-    pub fn start(ns: &Netns, port: u16) -> UdpEcho {
-        let stop = Arc::new(AtomicBool::new(false));
-        let path = ns.path();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let stopping = stop.clone();
-        let thread = thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap();
-            setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
-            let socket = UdpSocket::bind(("0.0.0.0", port)).unwrap();
-            socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-            ready_tx.send(()).unwrap();
-            let mut buf = [0u8; 1500];
-            while !stopping.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                    let mut reply = b"echo:".to_vec();
-                    reply.extend_from_slice(&buf[..n]);
-                    let _ = socket.send_to(&reply, from);
-                }
-            }
-        });
-        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        UdpEcho { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for UdpEcho {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// One datagram to `addr` and its echo, from the current namespace.
-pub fn udp_echo(addr: SocketAddr, payload: &str) -> Result<String, String> {
-    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
-    let socket = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-    socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 1500];
-    // A few tries: the first datagram may wait on neighbour discovery.
-    for _ in 0..3 {
-        socket.send_to(payload.as_bytes(), addr).map_err(|e| format!("send to {addr}: {e}"))?;
-        if let Ok((n, _)) = socket.recv_from(&mut buf) {
-            return Ok(String::from_utf8_lossy(&buf[..n]).to_string());
-        }
-    }
-    Err(format!("no echo from {addr}"))
-}
-
-/// A second namespace that plays another host: a veth into the node with its own /24 (and /64).
-pub struct OtherHost {
-    pub ns: Netns,
-    pub host_side: Link,
-    pub node_v4: String,
-    pub node_v6: String,
-}
-
-impl OtherHost {
-    pub fn new(tag: u8, ipv6: bool) -> OtherHost {
-        let ns = Netns::new(&format!("crnt-{tag}-ext"));
-        let host_side = Link::claim(&format!("crntx{tag}"));
-        must(&["ip", "link", "add", &host_side.0, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
-        let node_v4 = format!("10.214.{tag}.1");
-        let node_v6 = format!("fd8a:214:{tag:x}::1");
-        must(&["ip", "addr", "add", &format!("{node_v4}/24"), "dev", &host_side.0]);
-        must(&["ip", "-n", &ns.name, "addr", "add", &format!("10.214.{tag}.2/24"), "dev", "eth0"]);
-        if ipv6 {
-            must(&["ip", "addr", "add", &format!("{node_v6}/64"), "dev", &host_side.0, "nodad"]);
-            must(&["ip", "-n", &ns.name, "addr", "add", &format!("fd8a:214:{tag:x}::2/64"), "dev", "eth0", "nodad"]);
-        }
-        must(&["ip", "link", "set", &host_side.0, "up"]);
-        must(&["ip", "-n", &ns.name, "link", "set", "eth0", "up"]);
-        OtherHost { ns, host_side, node_v4, node_v6 }
-    }
+/// The other host of test `tag`: namespace crnt-<tag>-ext on veth crntx<tag>, the node at
+/// 10.214.<tag>.1 (and fd8a:214:<tag>::1).
+pub fn other_host(tag: u8, ipv6: bool) -> OtherHost {
+    let v6 = format!("fd8a:214:{tag:x}");
+    OtherHost::create(
+        &format!("crnt-{tag}-ext"),
+        &format!("crntx{tag}"),
+        &format!("10.214.{tag}"),
+        ipv6.then_some(&*v6),
+    )
+    .unwrap()
 }
 
 pub fn tcp(host_port: i32, container_port: i32, host_ip: &str) -> PortMapping {
