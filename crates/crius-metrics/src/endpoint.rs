@@ -87,7 +87,7 @@ mod tests {
     #[tokio::test]
     async fn serves_metrics_and_404_elsewhere() {
         let metrics = Arc::new(Metrics::new());
-        metrics.monitor_restarted();
+        metrics.pod_monitor_exited();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr, serving) = serve("127.0.0.1:0".parse().unwrap(), metrics, async {
             let _ = rx.await;
@@ -97,7 +97,7 @@ mod tests {
         let task = tokio::spawn(serving);
         let ok = get(addr, "/metrics").await;
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-        assert!(ok.contains(CONTENT_TYPE) && ok.contains("crius_monitor_restarts_total 1"), "{ok}");
+        assert!(ok.contains(CONTENT_TYPE) && ok.contains("crius_pod_monitor_exits_total 1"), "{ok}");
         assert!(get(addr, "/").await.starts_with("HTTP/1.1 404"));
         let _ = tx.send(());
         task.await.unwrap();

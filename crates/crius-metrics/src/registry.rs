@@ -36,6 +36,12 @@ struct StepLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallStepLabels {
+    call: String,
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -75,14 +81,14 @@ pub struct Metrics {
     image_pull_duration: Histogram,
     pods: Family<StateLabels, Gauge>,
     containers: Family<StateLabels, Gauge>,
-    monitor_restarts: Counter,
+    pod_monitor_exits: Counter,
     cni_latency: Histograms<OperationLabels>,
     cni_errors: Family<OperationLabels, Counter>,
     hostport_latency: Histograms<OperationLabels>,
     runtime_latency: Histograms<OperationLabels>,
     pod_start_steps: Histograms<StepLabels>,
     pod_start: Histogram,
-    container_create_steps: Histograms<StepLabels>,
+    container_steps: Histograms<CallStepLabels>,
     container_create: Histogram,
     counts: Mutex<Option<CountsFn>>,
 }
@@ -105,14 +111,14 @@ impl Metrics {
             image_pull_duration: long(),
             pods: Family::default(),
             containers: Family::default(),
-            monitor_restarts: Counter::default(),
+            pod_monitor_exits: Counter::default(),
             cni_latency: Family::new_with_constructor(latency),
             cni_errors: Family::default(),
             hostport_latency: Family::new_with_constructor(latency),
             runtime_latency: Family::new_with_constructor(latency),
             pod_start_steps: Family::new_with_constructor(latency),
             pod_start: latency(),
-            container_create_steps: Family::new_with_constructor(latency),
+            container_steps: Family::new_with_constructor(latency),
             container_create: latency(),
             counts: Mutex::new(None),
             registry: Registry::default(),
@@ -136,9 +142,9 @@ impl Metrics {
         r.register("crius_pods", "Pod sandboxes by state", m.pods.clone());
         r.register("crius_containers", "Containers by state", m.containers.clone());
         r.register(
-            "crius_monitor_restarts",
-            "Pod monitors started again after they went away",
-            m.monitor_restarts.clone(),
+            "crius_pod_monitor_exits",
+            "Ready pods whose monitor (and with it the pod init) exited without a StopPodSandbox, seen while crius ran",
+            m.pod_monitor_exits.clone(),
         );
         r.register("crius_cni_operation_duration_seconds", "CNI calls by operation", m.cni_latency.clone());
         r.register("crius_cni_operation_errors", "CNI calls that failed, by operation", m.cni_errors.clone());
@@ -159,13 +165,13 @@ impl Metrics {
             m.pod_start.clone(),
         );
         r.register(
-            "crius_container_create_step_duration_seconds",
-            "Each step of CreateContainer",
-            m.container_create_steps.clone(),
+            "crius_container_step_duration_seconds",
+            "Each step of CreateContainer and StartContainer, by call (create, start)",
+            m.container_steps.clone(),
         );
         r.register(
             "crius_container_create_duration_seconds",
-            "CreateContainer from its record to Created",
+            "CreateContainer from its first step to Created",
             m.container_create.clone(),
         );
         Metrics { registry, ..m }
@@ -212,9 +218,9 @@ impl Metrics {
         self.image_pull_duration.observe(took.as_secs_f64());
     }
 
-    /// A pod's monitor had to be started again (for the monitor supervision to call).
-    pub fn monitor_restarted(&self) {
-        self.monitor_restarts.inc();
+    /// A ready pod's monitor died without a Stop asking for it.
+    pub fn pod_monitor_exited(&self) {
+        self.pod_monitor_exits.inc();
     }
 
     pub fn cni_operation(&self, operation: &str, took: Duration, ok: bool) {
@@ -243,12 +249,14 @@ impl Metrics {
         self.pod_start.observe(micros(took_us));
     }
 
-    pub fn container_create_step(&self, step: &str, took_us: u64) {
-        self.container_create_steps.get_or_create(&StepLabels { step: step.to_string() }).observe(micros(took_us));
+    /// One step of `call` ("create", "start") of a container.
+    pub fn container_step(&self, call: &str, step: &str, took_us: u64) {
+        let labels = CallStepLabels { call: call.to_string(), step: step.to_string() };
+        self.container_steps.get_or_create(&labels).observe(micros(took_us));
     }
 
-    pub fn container_created(&self, took: Duration) {
-        self.container_create.observe(took.as_secs_f64());
+    pub fn container_created(&self, took_us: u64) {
+        self.container_create.observe(micros(took_us));
     }
 }
 

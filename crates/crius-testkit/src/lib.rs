@@ -41,6 +41,7 @@ pub use tonic::transport::Channel;
 /// The fault-injection steps of RunPodSandbox, in order (`CRIUS_CRASH_AT=<step>`).
 pub const CRASH_STEPS: &[&str] = &[
     "reserve",
+    "plan",
     "state_creating",
     "files",
     "shm",
@@ -48,6 +49,8 @@ pub const CRASH_STEPS: &[&str] = &[
     "monitor_recorded",
     "monitor_commit",
     "network_setup",
+    "network_recorded",
+    "hosts",
     "host_ports",
     "state_ready",
 ];

@@ -187,7 +187,8 @@ fn sandbox_service(
         ipv6_dad: config.ipv6_dad,
         runtime_handlers: runtime_handler_names(config),
     };
-    let mut service = SandboxService::new(ports, options);
+    let mut service =
+        SandboxService::new(ports, options).with_observer(Arc::new(timed::PodMonitorExits::new(metrics.clone())));
     if let Ok(step) = std::env::var(CRASH_AT_ENV) {
         tracing::warn!(step = %step, "{CRASH_AT_ENV} is set: crius will kill itself before that step");
         service = service.with_step_hook(Arc::new(move |current| {

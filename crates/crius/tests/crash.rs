@@ -121,6 +121,7 @@ macro_rules! crash_tests {
 
 crash_tests! {
     crash_before_reserve => "reserve",
+    crash_before_plan => "plan",
     crash_before_state_creating => "state_creating",
     crash_before_files => "files",
     crash_before_shm => "shm",
@@ -128,6 +129,8 @@ crash_tests! {
     crash_before_monitor_recorded => "monitor_recorded",
     crash_before_monitor_commit => "monitor_commit",
     crash_before_network_setup => "network_setup",
+    crash_before_network_recorded => "network_recorded",
+    crash_before_hosts => "hosts",
     crash_before_host_ports => "host_ports",
     crash_before_state_ready => "state_ready",
 }

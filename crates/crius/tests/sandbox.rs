@@ -643,3 +643,54 @@ async fn cgroup_parent_holds_the_pod_init() {
     assert!(!dir.exists(), "{} left after remove", dir.display());
     td.assert_no_leaks().await;
 }
+
+/// (step, start µs, duration µs) of the pod's start timeline in its verbose status.
+fn timeline(info: &PodInfo) -> Vec<(String, u64, u64)> {
+    let steps = info.raw["timeline"].as_array().unwrap_or_else(|| panic!("no timeline in {}", info.raw));
+    steps
+        .iter()
+        .map(|s| {
+            let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("step without {k}: {s}"));
+            (s["step"].as_str().unwrap_or_default().to_string(), n("start_us"), n("duration_us"))
+        })
+        .collect()
+}
+
+/// The start timeline accounts for the whole RunPodSandbox without holes or overlaps, within
+/// the time the call took as the client saw it, and all of it (its last step, the Ready save,
+/// included) is still there after a kill -9 and restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_timeline_covers_the_call_and_survives_a_restart() {
+    let mut td = daemon().await;
+    let begun = std::time::Instant::now();
+    let res = td.runtime().run_pod_sandbox(run_request(pod_config("timeline"))).await;
+    let wall_us = u64::try_from(begun.elapsed().as_micros()).unwrap();
+    let id = match res {
+        Ok(r) => r.into_inner().pod_sandbox_id,
+        Err(s) => panic!("RunPodSandbox failed: {:?}: {}\n{}", s.code(), s.message(), td.log_tail(60)),
+    };
+    td.track_pod(&id);
+    let steps = timeline(&info(&td, &id).await);
+    let names: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+    let expected: Vec<&str> = crius_testkit::CRASH_STEPS.iter().copied().filter(|s| *s != "host_ports").collect();
+    assert_eq!(names, expected, "a pod without host ports goes through every other step");
+    assert_eq!(steps[0].1, 0, "the first step starts the call: {steps:?}");
+    for pair in steps.windows(2) {
+        let ((_, start, duration), (next, next_start, _)) = (&pair[0], &pair[1]);
+        assert_eq!(*next_start, start + duration, "{next} does not start where the step before ended: {steps:?}");
+    }
+    let total: u64 = steps.iter().map(|s| s.2).sum();
+    assert!(total <= wall_us, "the steps take {total} µs, RunPodSandbox took {wall_us} µs: {steps:?}");
+    // Steps that spawn a process or flush a file take measurable time.
+    for step in ["monitor_start", "state_ready"] {
+        assert!(steps.iter().any(|s| s.0 == step && s.2 > 0), "{step} took no time: {steps:?}");
+    }
+
+    td.kill9();
+    if let Err(e) = td.restart().await {
+        panic!("the daemon did not come back: {e}");
+    }
+    assert_eq!(timeline(&info(&td, &id).await), steps, "the timeline after kill -9 and a restart");
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}

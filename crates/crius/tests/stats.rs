@@ -438,7 +438,11 @@ async fn the_prometheus_endpoint_parses_and_moves_with_calls() {
     let latency = [("method", "Version")];
     assert!(value_of(&after, "crius_grpc_request_duration_seconds_count", &latency) >= 3.0);
     // The pod's start: one observation per step of its timeline, and the total.
-    for step in ["reserve", "state_creating", "files", "monitor_start", "network_setup", "state_ready"] {
+    let info = t.td.pod_info(&pod.id).await.unwrap_or_else(|e| panic!("verbose status: {e}"));
+    let steps = info.raw["timeline"].as_array().cloned().unwrap_or_default();
+    let steps: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(steps, crius_testkit::CRASH_STEPS.iter().filter(|s| **s != "host_ports").copied().collect::<Vec<_>>());
+    for step in steps {
         let n = value_of(&after, "crius_pod_start_step_duration_seconds_count", &[("step", step)]);
         assert_eq!(n, 1.0, "step {step}");
     }
@@ -455,6 +459,33 @@ async fn the_prometheus_endpoint_parses_and_moves_with_calls() {
     assert_eq!(value_of(&last, "crius_container_create_duration_seconds_count", &[]), 1.0);
     assert_eq!(value_of(&last, "crius_runtime_operation_duration_seconds_count", &[("operation", "start")]), 1.0);
     assert_eq!(value_of(&last, "crius_containers", &[("state", "running")]), 1.0);
+    // One step histogram for both calls: each step of each call observed once.
+    let step_count = "crius_container_step_duration_seconds_count";
+    for (call, step) in [
+        ("create", "reserve"),
+        ("create", "rootfs"),
+        ("create", "runtime_create"),
+        ("create", "state_created"),
+        ("start", "lock"),
+        ("start", "runtime_start"),
+        ("start", "state_running"),
+    ] {
+        assert_eq!(value_of(&last, step_count, &[("call", call), ("step", step)]), 1.0, "{call} {step}");
+    }
+    assert_eq!(value_of(&last, step_count, &[("call", "create"), ("step", "runtime_start")]), 0.0);
+
+    // A monitor killed under a ready pod is counted, once.
+    assert_eq!(value_of(&last, "crius_pod_monitor_exits_total", &[]), 0.0);
+    let monitor = info.monitor();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL)
+        .expect("kill the pod's monitor");
+    let not_ready = cri::PodSandboxState::SandboxNotready;
+    if let Err(e) = t.td.wait_pod_state(&pod.id, not_ready, Duration::from_secs(15)).await {
+        panic!("{e}\n{}", t.td.log_tail(40));
+    }
+    let dead = parse_exposition(&scrape(port).await);
+    assert_eq!(value_of(&dead, "crius_pod_monitor_exits_total", &[]), 1.0);
+    assert_eq!(value_of(&dead, "crius_pods", &[("state", "not_ready")]), 1.0);
     t.finish().await;
 }
 

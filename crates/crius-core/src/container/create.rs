@@ -15,20 +15,22 @@ use crate::image::find_image;
 use crate::ports::container::ContainerLaunch;
 use crate::rollback::Rollback;
 use crate::sandbox::model::PodState;
-use crate::sandbox::now_ns;
 use crate::spec::{SpecInput, build_spec};
 use crate::store::ContainerEntry;
 
 impl ContainerService {
     pub fn create(&self, pod_id: &str, config: ContainerConfig) -> Result<String> {
+        // From the very start, so the timeline covers the whole call.
+        let mut timeline = crate::sandbox::timeline::Timeline::start(None);
         validate(&config)?;
         let pod_entry = self
             .sandboxes
             .pods()
             .find(pod_id)?
             .ok_or_else(|| Error::not_found(format!("pod sandbox {pod_id:?} not found")))?;
-        // No Stop or Remove of the pod while one of its containers is being made.
-        let _pod_op = pod_entry.lock_op();
+        // No Stop or Remove of the pod while one of its containers is being made (a create of
+        // another of its containers holds it as well, hence a step).
+        let _pod_op = timeline.step("lock_pod", || pod_entry.lock_op());
         let pod = pod_entry.snapshot();
         if pod.state != PodState::Ready || pod_entry.process_exited() {
             return Err(Error::precondition(format!(
@@ -41,19 +43,21 @@ impl ContainerService {
                 "container config: privileged is set but the pod sandbox is not privileged; set privileged on the pod's security context too",
             ));
         }
-        let runtime = self.runtime_for(&pod.config.runtime_handler)?;
-        let image =
-            find_image(&self.ports.images.list()?, &config.image)?.map(|(image, _)| image).ok_or_else(|| {
-                Error::not_found(format!(
-                    "image {:?} is not present on this node: pull it first (crictl pull {})",
-                    config.image, config.image
-                ))
-            })?;
-        let target_pid_ns = self.target_pid_namespace(&pod.id, &config)?;
+        let (runtime, image, target_pid_ns) = timeline.step("lookup", || {
+            let runtime = self.runtime_for(&pod.config.runtime_handler)?;
+            let image =
+                find_image(&self.ports.images.list()?, &config.image)?.map(|(image, _)| image).ok_or_else(|| {
+                    Error::not_found(format!(
+                        "image {:?} is not present on this node: pull it first (crictl pull {})",
+                        config.image, config.image
+                    ))
+                })?;
+            let target_pid_ns = self.target_pid_namespace(&pod.id, &config)?;
+            Ok::<_, Error>((runtime, image, target_pid_ns))
+        })?;
 
         let id = new_id()?;
         let name = container_name(&config.metadata, &pod.config.metadata);
-        let mut timeline = crate::sandbox::timeline::Timeline::start(None);
         let reservation = timeline.step("reserve", || self.names.reserve(&name, &id))?;
         let log_path = (!pod.config.log_directory.is_empty() && !config.log_path.is_empty())
             .then(|| format!("{}/{}", pod.config.log_directory.trim_end_matches('/'), config.log_path));
@@ -66,7 +70,8 @@ impl ContainerService {
             image_ref: config.image.clone(),
             runtime: runtime.clone(),
             state: ContainerState::Creating,
-            created_at_ns: now_ns(),
+            // The timeline's origin: StartContainer places its steps after CreateContainer's by it.
+            created_at_ns: timeline.origin_ns(),
             started_at_ns: 0,
             process: None,
             exit: None,
@@ -187,7 +192,11 @@ impl ContainerService {
         if let Err(e) = timeline.step("state_created", || ports.state.save(&record)) {
             return Err(rb.fail(e.context(format!("recording container {id} as created"))));
         }
+        // The durable record cannot hold the duration of its own save: amend it (no flush).
         record.timeline = timeline.steps().to_vec();
+        if let Err(e) = ports.state.amend(&record) {
+            tracing::warn!(container_id = %id, error = %e, "recording the create timeline of the container");
+        }
         let pod_id = record.pod_id.clone();
         self.containers.insert(Arc::new(ContainerEntry::new(record)));
         reservation.keep();

@@ -151,8 +151,7 @@ pub struct ContainerRecord {
     pub stop_signal: i32,
     /// The OCI bundle and mounted rootfs.
     pub bundle: String,
-    /// How long each step of CreateContainer took.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// How long each step of CreateContainer took, then those of StartContainer.
     pub timeline: Vec<crate::sandbox::model::StepTiming>,
 }
 

@@ -6,11 +6,14 @@ use crate::error::{Error, Result};
 use crate::events::ContainerEventKind;
 use crate::ports::container::ContainerExit;
 use crate::sandbox::now_ns;
+use crate::sandbox::timeline::Timeline;
 
 impl ContainerService {
     pub fn start(&self, id: &str) -> Result<()> {
+        let mut timeline = Timeline::start(None);
         let entry = self.find(id)?;
-        let _op = entry.lock_op();
+        // With the lookup: another call on the container (a Stop, say) may hold it.
+        let _op = timeline.step("lock", || entry.lock_op());
         let record = entry.snapshot();
         if record.state != ContainerState::Created {
             return Err(Error::precondition(format!(
@@ -23,11 +26,15 @@ impl ContainerService {
         // not show a finished_at before its started_at (the monitor stamps the exit).
         let started_at_ns = now_ns();
         self.begin_start(&record.id);
-        if let Err(err) = self.ports.monitor.start_container(&record.pod_id, &record.id) {
+        let started = timeline.step("runtime_start", || self.ports.monitor.start_container(&record.pod_id, &record.id));
+        // After CreateContainer's steps; the save below cannot hold its own, the amend does.
+        let placed = timeline.append_to(&record.timeline, record.created_at_ns);
+        if let Err(err) = started {
             // As containerd: a container that failed to start is exited, with the reason.
             let message = format!("start failed: {err}");
             let mut recorded = false;
             let saved = entry.update_persisted(save, |r| {
+                r.timeline = placed;
                 r.state = ContainerState::Exited;
                 if r.exit.is_none() {
                     recorded = true;
@@ -52,15 +59,24 @@ impl ContainerService {
             }
             return Err(err.context(format!("starting container {}", record.id)));
         }
-        let saved = entry.update_persisted(save, |r| {
-            r.started_at_ns = started_at_ns;
-            // The process may already have exited (and been recorded) in between.
-            if r.exit.is_none() {
-                r.state = ContainerState::Running;
-            }
+        let saved = timeline.step("state_running", || {
+            entry.update_persisted(save, |r| {
+                r.timeline = placed;
+                r.started_at_ns = started_at_ns;
+                // The process may already have exited (and been recorded) in between.
+                if r.exit.is_none() {
+                    r.state = ContainerState::Running;
+                }
+            })
         });
         self.end_start(&record.id, &record.pod_id, true);
         saved?;
+        let placed = timeline.append_to(&record.timeline, record.created_at_ns);
+        // Under the record's lock, so an exit saved meanwhile is kept (and its later saves
+        // carry the whole timeline).
+        if let Err(e) = entry.update_persisted(|r| self.ports.state.amend(r), |r| r.timeline = placed) {
+            tracing::warn!(container_id = %record.id, error = %e, "recording the start timeline of the container");
+        }
         tracing::info!(container_id = %record.id, "container started");
         Ok(())
     }

@@ -286,6 +286,60 @@ fn a_failed_start_leaves_an_exited_container() {
     assert!(view.record.exit.unwrap().message.contains("start failed"));
 }
 
+fn step_names(timeline: &[crate::sandbox::model::StepTiming]) -> Vec<&str> {
+    timeline.iter().map(|s| s.step.as_str()).collect()
+}
+
+const CREATE_STEPS: [&str; 9] = [
+    "lock_pod",
+    "lookup",
+    "reserve",
+    "state_creating",
+    "hold_layers",
+    "rootfs",
+    "spec",
+    "runtime_create",
+    "state_created",
+];
+
+#[test]
+fn create_then_start_make_one_contiguous_timeline_that_is_on_record() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let created = e.svc.status(&id).unwrap().record.timeline;
+    assert_eq!(step_names(&created), CREATE_STEPS);
+    // Amended after the Created save, with that save's own step.
+    assert_eq!(e.fakes.world().records[&id].timeline, created);
+    assert_eq!(e.fakes.log().iter().filter(|l| l.starts_with("amend ")).count(), 1);
+    for pair in created.windows(2) {
+        assert_eq!(pair[1].start_us, pair[0].start_us + pair[0].duration_us, "contiguous: {created:?}");
+    }
+
+    e.svc.start(&id).unwrap();
+    let started = e.svc.status(&id).unwrap().record.timeline;
+    let mut all = CREATE_STEPS.to_vec();
+    all.extend(["lock", "runtime_start", "state_running"]);
+    assert_eq!(step_names(&started), all);
+    assert_eq!(started[..CREATE_STEPS.len()], created[..], "create's steps stay as they were");
+    let created_end = created.last().map(|s| s.start_us + s.duration_us).unwrap();
+    assert!(started[CREATE_STEPS.len()].start_us >= created_end, "start's steps come after: {started:?}");
+    for pair in started[CREATE_STEPS.len()..].windows(2) {
+        assert_eq!(pair[1].start_us, pair[0].start_us + pair[0].duration_us, "contiguous: {started:?}");
+    }
+    assert_eq!(e.fakes.world().records[&id].timeline, started, "the whole timeline is on record");
+    assert_eq!(e.fakes.world().records[&id].state, ContainerState::Running);
+}
+
+#[test]
+fn a_failed_start_keeps_its_runtime_step_on_record() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    e.fakes.fail_once("start_container");
+    e.svc.start(&id).unwrap_err();
+    let names = step_names(&e.fakes.world().records[&id].timeline).into_iter().map(String::from).collect::<Vec<_>>();
+    assert_eq!(names[CREATE_STEPS.len()..], ["lock", "runtime_start"]);
+}
+
 #[test]
 fn exits_arrive_through_the_watcher() {
     let e = env();

@@ -121,6 +121,10 @@ impl StateStore<PodRecord> for Fakes {
         self.op("save", &pod.id)?.records.insert(pod.id.clone(), pod.clone());
         Ok(())
     }
+    fn amend(&self, pod: &PodRecord) -> Result<()> {
+        self.op("amend", &pod.id)?.records.insert(pod.id.clone(), pod.clone());
+        Ok(())
+    }
     fn load_all(&self) -> Result<Vec<PodRecord>> {
         Ok(self.world().records.values().cloned().collect())
     }

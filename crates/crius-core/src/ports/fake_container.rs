@@ -141,6 +141,10 @@ impl StateStore<ContainerRecord> for ContainerFakes {
         self.op("save", &record.id)?.records.insert(record.id.clone(), record.clone());
         Ok(())
     }
+    fn amend(&self, record: &ContainerRecord) -> Result<()> {
+        self.op("amend", &record.id)?.records.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
     fn load_all(&self) -> Result<Vec<ContainerRecord>> {
         Ok(self.world().records.values().cloned().collect())
     }

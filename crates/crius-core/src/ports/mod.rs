@@ -30,6 +30,13 @@ pub trait StateStore<R>: Send + Sync {
     fn save_volatile(&self, record: &R) -> Result<()> {
         self.save(record)
     }
+    /// Replaces the record just made durable by `save` with one that only adds to what describes
+    /// it (its timeline, completed with the step of that very save), without a disk flush: a
+    /// restart after kill -9 sees it; a power loss may lose it, and then leaves the record as
+    /// `save` wrote it, never a torn one. The next `save` supersedes it.
+    fn amend(&self, record: &R) -> Result<()> {
+        self.save(record)
+    }
     /// Every record that can be read; an unreadable one is reported by the adapter and skipped.
     fn load_all(&self) -> Result<Vec<R>>;
     /// Removes the record and its directory. Idempotent: a missing record is success.
@@ -109,6 +116,13 @@ pub trait PodMonitor: Send + Sync {
     fn is_alive(&self, process: &ProcRef) -> bool;
     /// Calls `on_exit` once when the process exits (at once if it is already gone).
     fn watch_exit(&self, process: ProcRef, on_exit: Box<dyn FnOnce() + Send>);
+}
+
+/// What happens to pods that no port call shows, for whoever counts it (the binary's metrics).
+pub trait PodObserver: Send + Sync {
+    /// A ready pod's init exited (it goes with the pod's monitor) without a Stop asking for it,
+    /// seen while crius ran: once per pod.
+    fn pod_monitor_exited(&self, pod_id: &str);
 }
 
 /// Every port, as one bundle the binary wires.

@@ -65,6 +65,7 @@ pub struct SandboxService {
     names: NameIndex,
     options: SandboxOptions,
     step_hook: Option<StepHook>,
+    observer: Option<Arc<dyn crate::ports::PodObserver>>,
     /// Pod and container lifecycle events (the container service emits through a clone).
     events: Events,
 }
@@ -78,12 +79,19 @@ impl SandboxService {
             names: NameIndex::new("pod sandbox"),
             options,
             step_hook: None,
+            observer: None,
             events: Events::default(),
         }
     }
 
     pub fn with_step_hook(mut self, hook: StepHook) -> Self {
         self.step_hook = Some(hook);
+        self
+    }
+
+    /// Tells `observer` of pods whose monitor died under them.
+    pub fn with_observer(mut self, observer: Arc<dyn crate::ports::PodObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -106,8 +114,8 @@ impl SandboxService {
     }
 
     /// See the free `mark_stopped`.
-    fn mark_stopped(&self, entry: &crate::store::PodEntry) {
-        mark_stopped(&self.events, entry);
+    fn mark_stopped(&self, entry: &crate::store::PodEntry) -> bool {
+        mark_stopped(&self.events, entry)
     }
 
     /// Connects the containers, whose Stop and Remove go with the pod's.
@@ -119,15 +127,24 @@ impl SandboxService {
         self.containers.get().and_then(std::sync::Weak::upgrade)
     }
 
-    /// Watches the pod init: when it exits, the pod is not ready and its containers are told.
+    /// Watches the pod init: when it exits, the pod is not ready and its containers are told;
+    /// the observer hears of it unless a Stop asked for it.
     fn watch_pod_init(&self, entry: Arc<crate::store::PodEntry>, init: model::ProcRef) {
         let containers = self.containers.get().cloned();
         let events = self.events.clone();
+        let observer = self.observer.clone();
         self.ports.monitor.watch_exit(
             init,
             Box::new(move || {
-                let was_ready = entry.read(|r| r.state == model::PodState::Ready);
-                mark_stopped(&events, &entry);
+                let (was_ready, unasked) = entry.read(|r| (r.state == model::PodState::Ready, !r.stopping));
+                let first = mark_stopped(&events, &entry);
+                if first
+                    && was_ready
+                    && unasked
+                    && let Some(observer) = &observer
+                {
+                    observer.pod_monitor_exited(&entry.id());
+                }
                 if was_ready && let Some(containers) = containers.and_then(|w| w.upgrade()) {
                     containers.pod_died(&entry.id());
                 }
@@ -152,10 +169,12 @@ impl SandboxService {
 
 /// Marks the pod's init gone; the first time for a pod that was ready, sends its STOPPED (once
 /// per pod, whichever of Stop, the exit watch or recovery sees it first). Free, for the exit
-/// watch, which outlives `&self`.
-fn mark_stopped(events: &Events, entry: &crate::store::PodEntry) {
+/// watch, which outlives `&self`. Whether this was the first time.
+fn mark_stopped(events: &Events, entry: &crate::store::PodEntry) -> bool {
     let was_ready = entry.read(|r| r.state == model::PodState::Ready);
-    if entry.mark_process_exited() && was_ready {
+    let first = entry.mark_process_exited();
+    if first && was_ready {
         events.emit_pod(PodView::of(entry), ContainerEventKind::Stopped);
     }
+    first
 }

@@ -162,11 +162,11 @@ pub enum PodState {
     Stopped,
 }
 
-/// One step of a pod's start, for the start timeline in verbose status.
+/// One step of a pod's or a container's start, for the start timeline in verbose status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepTiming {
     pub step: String,
-    /// Offset from the start of RunPodSandbox.
+    /// Offset from the start of the call that made the object (RunPodSandbox, CreateContainer).
     pub start_us: u64,
     pub duration_us: u64,
 }

@@ -19,17 +19,23 @@ use crate::store::PodEntry;
 impl SandboxService {
     /// Runs a pod sandbox and returns its id. Any failure undoes every step before it.
     pub fn run(&self, config: PodConfig) -> Result<String> {
+        // From the very start, so the timeline covers the whole call (validation is charged to
+        // the first step).
+        let mut timeline = Timeline::start(self.step_hook.as_ref());
         validate_pod_config(&config)?;
         self.check_runtime_handler(&config.runtime_handler)?;
         let id = new_id()?;
         let name = config.metadata.sandbox_name();
-        let mut timeline = Timeline::start(self.step_hook.as_ref());
 
         let reservation = timeline.step("reserve", || self.names.reserve(&name, &id))?;
-        let spec = self.monitor_spec(&id, &config)?;
-        let files = self.file_set(&config)?;
         let ports = &self.ports;
-        let planned = ports.monitor.plan(&spec).map_err(|e| e.context("pod sandbox config"))?;
+        // Reads the node's resolv.conf, hosts and hostname: worth a step of its own.
+        let (spec, files, planned) = timeline.step("plan", || {
+            let spec = self.monitor_spec(&id, &config)?;
+            let files = self.file_set(&config)?;
+            let planned = ports.monitor.plan(&spec).map_err(|e| e.context("pod sandbox config"))?;
+            Ok::<_, Error>((spec, files, planned))
+        })?;
 
         let mut record = PodRecord {
             version: POD_RECORD_VERSION,
@@ -102,13 +108,16 @@ impl SandboxService {
                 Ok(status) => status,
                 Err(e) => return Err(rb.fail(e.context(format!("setting up the network of pod sandbox {id}")))),
             };
-            let hostname = self.pod_hostname(&record.config)?;
-            let hosts = render_hosts_with_ips(&status.ips, &hostname);
             record.network = Some(status);
-            if let Err(e) = ports.pod_state.save_volatile(&record) {
+            if let Err(e) = timeline.step("network_recorded", || ports.pod_state.save_volatile(&record)) {
                 return Err(rb.fail(e.context(format!("recording the network of pod sandbox {id}"))));
             }
-            if let Err(e) = ports.pod_files.write_hosts(&id, &hosts) {
+            let written = timeline.step("hosts", || {
+                let hostname = self.pod_hostname(&record.config)?;
+                let ips = record.network.as_ref().map(|n| n.ips.as_slice()).unwrap_or_default();
+                ports.pod_files.write_hosts(&id, &render_hosts_with_ips(ips, &hostname))
+            });
+            if let Err(e) = written {
                 return Err(rb.fail(e.context(format!("writing /etc/hosts of pod sandbox {id}"))));
             }
             let mappings = record.config.port_mappings.clone();
@@ -128,7 +137,12 @@ impl SandboxService {
         if let Err(e) = timeline.step("state_ready", || ports.pod_state.save(&record)) {
             return Err(rb.fail(e.context(format!("recording pod sandbox {id} as ready"))));
         }
+        // The durable record cannot hold the duration of its own save: amend it (no flush) so
+        // the whole timeline survives a restart.
         record.timeline = timeline.steps().to_vec();
+        if let Err(e) = ports.pod_state.amend(&record) {
+            tracing::warn!(pod_id = %id, error = %e, "recording the start timeline of the pod sandbox");
+        }
 
         let init = record.resources.init;
         let entry = Arc::new(PodEntry::new(record));

@@ -39,6 +39,7 @@ fn run_makes_a_ready_pod() {
         steps,
         [
             "reserve",
+            "plan",
             "state_creating",
             "files",
             "shm",
@@ -46,11 +47,91 @@ fn run_makes_a_ready_pod() {
             "monitor_recorded",
             "monitor_commit",
             "network_setup",
+            "network_recorded",
+            "hosts",
             "state_ready"
         ]
     );
     assert_eq!(fakes.world().records[&id].state, PodState::Ready);
     assert!(fakes.log().contains(&"hostname=web".to_string()));
+}
+
+#[test]
+fn the_start_timeline_is_contiguous_and_on_record_whole() {
+    let (fakes, svc) = service();
+    let begun = std::time::Instant::now();
+    let id = svc.run(with_host_port(config("web"))).unwrap();
+    let wall_us = u64::try_from(begun.elapsed().as_micros()).unwrap();
+    let timeline = svc.status(&id).unwrap().record.timeline;
+    assert_eq!(timeline.first().map(|s| s.start_us), Some(0));
+    for pair in timeline.windows(2) {
+        assert_eq!(pair[1].start_us, pair[0].start_us + pair[0].duration_us, "no hole: {timeline:?}");
+    }
+    let total: u64 = timeline.iter().map(|s| s.duration_us).sum();
+    assert!(total <= wall_us, "{total} µs of steps in a call of {wall_us} µs");
+    assert_eq!(timeline.last().map(|s| s.step.as_str()), Some("state_ready"));
+    // The durable save cannot hold its own step: the amendment after it does.
+    assert_eq!(fakes.world().records[&id].timeline, timeline);
+    let log = fakes.log();
+    let ready_save = log.iter().rposition(|l| l.starts_with("save ")).unwrap();
+    assert!(log[ready_save + 1].starts_with("amend "), "{log:?}");
+}
+
+#[test]
+fn a_failed_amendment_leaves_the_pod_ready() {
+    let (fakes, svc) = service();
+    fakes.fail_once("amend");
+    let id = svc.run(config("web")).unwrap();
+    assert!(svc.status(&id).unwrap().ready);
+    assert_eq!(fakes.world().records[&id].state, PodState::Ready);
+}
+
+#[derive(Default)]
+struct Deaths(std::sync::Mutex<Vec<String>>);
+
+impl crate::ports::PodObserver for Deaths {
+    fn pod_monitor_exited(&self, pod_id: &str) {
+        self.0.lock().unwrap().push(pod_id.to_string());
+    }
+}
+
+fn observed_service(fakes: &Fakes) -> (std::sync::Arc<Deaths>, SandboxService) {
+    let deaths = std::sync::Arc::new(Deaths::default());
+    let svc = SandboxService::new(fakes.ports(), SandboxOptions::default()).with_observer(deaths.clone());
+    (deaths, svc)
+}
+
+#[test]
+fn the_observer_hears_of_a_ready_pod_whose_init_died_once_and_of_no_stop() {
+    let fakes = Fakes::default();
+    let (deaths, svc) = observed_service(&fakes);
+    let died = svc.run(config("died")).unwrap();
+    let stopped = svc.run(config("stopped")).unwrap();
+    fakes.kill(svc.status(&died).unwrap().record.resources.init.unwrap().pid);
+    // The init exits while a Stop is under way (here one that fails half-way, to get in).
+    fakes.fail_once("stop_monitor");
+    svc.stop(&stopped).unwrap_err();
+    fakes.kill(svc.status(&stopped).unwrap().record.resources.init.unwrap().pid);
+    svc.stop(&stopped).unwrap();
+    svc.stop(&died).unwrap();
+    svc.remove(&died).unwrap();
+    assert_eq!(*deaths.0.lock().unwrap(), [died]);
+}
+
+#[test]
+fn the_observer_hears_of_deaths_after_a_restart_not_of_those_while_down() {
+    let fakes = Fakes::default();
+    let (_, svc) = observed_service(&fakes);
+    let down = svc.run(config("down")).unwrap();
+    let later = svc.run(config("later")).unwrap();
+    // Dead while crius was down: a restarted crius cannot tell it from one counted before.
+    let init = svc.status(&down).unwrap().record.resources.init.unwrap();
+    fakes.world().dead.insert(init.pid);
+    let (deaths, svc2) = observed_service(&fakes);
+    svc2.recover().unwrap();
+    assert!(deaths.0.lock().unwrap().is_empty());
+    fakes.kill(svc2.status(&later).unwrap().record.resources.init.unwrap().pid);
+    assert_eq!(*deaths.0.lock().unwrap(), [later]);
 }
 
 /// Every step that can fail, as (operation, calls to skip), in the order RunPodSandbox makes them.

@@ -13,6 +13,11 @@ use serde::de::DeserializeOwned;
 
 use super::atomic::{sync_dir, write_atomic, write_replace_volatile};
 
+/// A durable record's amendment (`amend`), next to it: read in its place while it parses, and
+/// removed by the next write of the record, before that write (so the one dir fsync of a
+/// durable save commits both, and a stale amendment never outlives a newer record).
+const AMENDED: &str = "state.amended.json";
+
 pub struct FileStateStore<R> {
     dir: PathBuf,
     /// Where intermediate records go (a tmpfs under the volatile state dir): they only matter
@@ -91,6 +96,7 @@ impl<R: Record + Serialize> FileStateStore<R> {
         let first_durable = durable && !path.exists();
         fs::create_dir_all(&dir).map_err(fail)?;
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal("encoding a record", e))?;
+        remove_if_present(&dir.join(AMENDED)).map_err(fail)?;
         if durable { write_atomic(&path, &json, 0o600) } else { write_replace_volatile(&path, &json, 0o600) }
             .map_err(fail)?;
         if first_durable {
@@ -100,10 +106,41 @@ impl<R: Record + Serialize> FileStateStore<R> {
     }
 }
 
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The amendment of the record in `dir`, if there is a readable one of the same object. One
+/// that a power loss tore is removed: the durable record is the truth then.
+fn read_amended<R: DeserializeOwned + Record>(dir: &Path, durable: &R) -> Option<R> {
+    let path = dir.join(AMENDED);
+    let bytes = fs::read(&path).ok()?;
+    match serde_json::from_slice::<R>(&bytes) {
+        Ok(amended) if amended.id() == durable.id() => Some(amended),
+        _ => {
+            tracing::warn!(path = %path.display(), "unreadable record amendment; using the record");
+            let _ = fs::remove_file(&path);
+            None
+        }
+    }
+}
+
 impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<R> {
     fn save(&self, record: &R) -> Result<()> {
         self.write(record, true)?;
         self.remove_volatile(record.id())
+    }
+
+    /// Without a flush: a power loss leaves either the durable record or this one (a torn
+    /// amendment does not parse, and the durable record is read instead).
+    fn amend(&self, record: &R) -> Result<()> {
+        let path = self.record_dir(record.id()).join(AMENDED);
+        let json = serde_json::to_vec_pretty(record).map_err(|e| Error::internal("encoding a record", e))?;
+        write_replace_volatile(&path, &json, 0o600)
+            .map_err(|e| Error::internal(format!("writing {}", path.display()), e))
     }
 
     fn save_volatile(&self, record: &R) -> Result<()> {
@@ -128,7 +165,7 @@ impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<
             let path = dir.join("state.json");
             match fs::read(&path) {
                 Ok(bytes) => match serde_json::from_slice::<R>(&bytes) {
-                    Ok(record) => records.push(record),
+                    Ok(record) => records.push(read_amended(&dir, &record).unwrap_or(record)),
                     Err(e) => {
                         tracing::error!(path = %path.display(), error = %e, "unreadable record; left in place")
                     }
@@ -212,6 +249,36 @@ mod tests {
         store.delete("b").unwrap();
         assert!(!vol.join("b.json").exists());
         assert_eq!(store.load_all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_amendment_is_read_in_place_of_the_record_until_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::<PodRecord>::new(dir.path(), "pods").unwrap();
+        let mut ready = record("a");
+        ready.state = PodState::Ready;
+        store.save(&ready).unwrap();
+        let mut amended = ready.clone();
+        amended.timeline =
+            vec![crius_core::sandbox::model::StepTiming { step: "state_ready".into(), start_us: 5, duration_us: 7 }];
+        store.amend(&amended).unwrap();
+        assert_eq!(store.load_all().unwrap(), vec![amended.clone()]);
+        // The durable record is untouched by it.
+        let durable: PodRecord =
+            serde_json::from_slice(&fs::read(dir.path().join("pods/a/state.json")).unwrap()).unwrap();
+        assert_eq!(durable, ready);
+
+        // A later save supersedes it, and leaves no amendment behind.
+        let mut stopped = amended.clone();
+        stopped.state = PodState::Stopped;
+        store.save(&stopped).unwrap();
+        assert!(!dir.path().join("pods/a").join(AMENDED).exists());
+        assert_eq!(store.load_all().unwrap(), vec![stopped.clone()]);
+
+        // One torn by a power loss is dropped for the durable record.
+        fs::write(dir.path().join("pods/a").join(AMENDED), b"{\"version\": 1, \"id\"").unwrap();
+        assert_eq!(store.load_all().unwrap(), vec![stopped]);
+        assert!(!dir.path().join("pods/a").join(AMENDED).exists());
     }
 
     #[test]
