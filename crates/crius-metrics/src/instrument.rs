@@ -149,6 +149,12 @@ impl StateStore<ContainerRecord> for ContainerStateTimeline {
         Ok(())
     }
 
+    fn save_unflushed(&self, record: &ContainerRecord) -> Result<()> {
+        self.inner.save_unflushed(record)?;
+        self.note(record);
+        Ok(())
+    }
+
     fn amend(&self, record: &ContainerRecord) -> Result<()> {
         let out = self.inner.amend(record);
         match record.state {
@@ -428,7 +434,12 @@ mod tests {
         let options = ContainerOptions {
             runtimes: BTreeMap::from([(
                 "runc".to_string(),
-                RuntimeHandler { name: "runc".into(), binary: "runc".into(), root: "/run/crius/runc".into() },
+                RuntimeHandler {
+                    name: "runc".into(),
+                    binary: "runc".into(),
+                    root: "/run/crius/runc".into(),
+                    ..Default::default()
+                },
             )]),
             default_runtime: "runc".into(),
             ..Default::default()

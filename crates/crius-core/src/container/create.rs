@@ -189,7 +189,7 @@ impl ContainerService {
         record.process = Some(process);
         record.state = ContainerState::Created;
         record.timeline = timeline.steps().to_vec();
-        if let Err(e) = timeline.step("state_created", || ports.state.save(&record)) {
+        if let Err(e) = timeline.step("state_created", || ports.state.save_unflushed(&record)) {
             return Err(rb.fail(e.context(format!("recording container {id} as created"))));
         }
         // The durable record cannot hold the duration of its own save: amend it (no flush).

@@ -18,7 +18,7 @@ impl ContainerService {
     pub fn apply_exit(&self, entry: &ContainerEntry, exit: ContainerExit) -> Result<()> {
         let mut changed = false;
         entry.update_persisted(
-            |r| self.ports.state.save(r),
+            |r| self.ports.state.save_unflushed(r),
             |r| {
                 if r.exit.is_none() {
                     r.exit = Some(exit);

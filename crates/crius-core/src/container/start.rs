@@ -21,7 +21,7 @@ impl ContainerService {
                 record.id, record.state
             )));
         }
-        let save = |r: &_| self.ports.state.save(r);
+        let save = |r: &_| self.ports.state.save_unflushed(r);
         // Stamped before the runtime starts the process: a container that exits at once must
         // not show a finished_at before its started_at (the monitor stamps the exit).
         let started_at_ns = now_ns();

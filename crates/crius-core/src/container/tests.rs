@@ -290,13 +290,14 @@ fn step_names(timeline: &[crate::sandbox::model::StepTiming]) -> Vec<&str> {
     timeline.iter().map(|s| s.step.as_str()).collect()
 }
 
-const CREATE_STEPS: [&str; 9] = [
+const CREATE_STEPS: [&str; 10] = [
     "lock_pod",
     "lookup",
     "reserve",
     "state_creating",
     "hold_layers",
     "rootfs",
+    "volumes",
     "spec",
     "runtime_create",
     "state_created",

@@ -28,6 +28,6 @@ impl ContainerService {
         let mut applied = resources;
         applied.oom_score_adj = oom.map_or(applied.oom_score_adj, i64::from);
         self.ports.oci.update_resources(&record.runtime, &record.id, &linux)?;
-        entry.update_persisted(|r| self.ports.state.save(r), |r| r.resources = Some(applied))
+        entry.update_persisted(|r| self.ports.state.save_unflushed(r), |r| r.resources = Some(applied))
     }
 }

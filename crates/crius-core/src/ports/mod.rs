@@ -30,6 +30,13 @@ pub trait StateStore<R>: Send + Sync {
     fn save_volatile(&self, record: &R) -> Result<()> {
         self.save(record)
     }
+    /// Like `save` (the record's place, replaced atomically, seen after a kill -9) without the
+    /// disk flushes, so a power loss may lose the change: for records whose every state a
+    /// reboot makes moot (a container's: after it, every container is exited, and one whose
+    /// record was lost is no more than a directory the next load removes).
+    fn save_unflushed(&self, record: &R) -> Result<()> {
+        self.save(record)
+    }
     /// Replaces the record just made durable by `save` with one that only adds to what describes
     /// it (its timeline, completed with the step of that very save), without a disk flush: a
     /// restart after kill -9 sees it; a power loss may lose it, and then leaves the record as

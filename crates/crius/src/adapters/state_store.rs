@@ -134,6 +134,11 @@ impl<R: Record + Serialize + DeserializeOwned> StateStore<R> for FileStateStore<
         self.remove_volatile(record.id())
     }
 
+    fn save_unflushed(&self, record: &R) -> Result<()> {
+        self.write(record, false)?;
+        self.remove_volatile(record.id())
+    }
+
     /// Without a flush: a power loss leaves either the durable record or this one (a torn
     /// amendment does not parse, and the durable record is read instead).
     fn amend(&self, record: &R) -> Result<()> {
