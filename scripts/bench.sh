@@ -11,7 +11,8 @@
 #     conf dir holding a loopback conflist, so its pods get a netns with only lo) and benchmarks it;
 #     then a private crius daemon (temp root/state/socket, the same CNI config, its own nftables
 #     table) and benchmarks it;
-#   - prints both tables, the ratios and the targets, and (full mode) writes BENCHMARKS.md.
+#   - prints both tables, the ratios and the targets, and (full mode) writes BENCHMARKS.md
+#     (BENCHMARKS-bridge.md with BENCH_CNI=bridge).
 #
 # BENCH_CNI=bridge: a real bridge + host-local network for both runtimes instead of loopback only.
 # BENCH_IMAGE_MIB=N: N MiB of random data in the bench image (default 100 in full mode, 0 in quick).
@@ -271,7 +272,11 @@ mkdir -p "$T/cni/bin"
 ln -s /usr/lib/cni/loopback "$T/cni/bin/loopback"
 gcc -static -Os -s -o "$T/cni/bin/bench-ip" scripts/bench/cni-ip.c
 BRIDGE=""
+MARKDOWN=BENCHMARKS.md
+COMMAND=scripts/bench.sh
 if [[ "${BENCH_CNI:-loopback}" == bridge ]]; then
+  MARKDOWN=BENCHMARKS-bridge.md
+  COMMAND="BENCH_CNI=bridge scripts/bench.sh"
   # BENCH_CNI=bridge: a real bridge + host-local network (what `crius init-network` writes), private
   # to this run: its own bridge name, a /24 of 10.209.0.0/16 and host-local data dir.
   BRIDGE=crb${T##*.}
@@ -416,6 +421,6 @@ if ((QUICK)); then
   "$BENCH" compare "$T/crius.json" "$T/containerd.json" --check "${INFO[@]}"
 else
   "$BENCH" compare "$T/crius.json" "$T/containerd.json" --check "${INFO[@]}" \
-    --command "scripts/bench.sh" --markdown "$REPO/BENCHMARKS.md"
+    --command "$COMMAND" --markdown "$REPO/$MARKDOWN"
 fi
 log "done in $(($(date +%s) - START_TIME)) s"

@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 mod streaming;
+mod timeline;
 
 use crate::procfs::{self, Mem, kib_to_mib};
 use crate::report::{Params, Row, Status as RowStatus};
@@ -634,6 +635,8 @@ impl Ctx {
         } else {
             total.fail(format!("{} of {} pods started", pods.len(), p.count));
         }
+        let ids: Vec<String> = pods.iter().map(|p| p.id.clone()).collect();
+        self.pod_step_rows(key, label, &ids).await;
         for pod in &pods {
             let (t, r) = self.stop_pod(&pod.id).await;
             stop.record(t, &r, true);
@@ -980,6 +983,7 @@ impl Ctx {
         for s in [create, start, list, status, exec] {
             self.push_series(s);
         }
+        self.container_step_rows(&containers).await;
         self.phase_stats(p, pods, containers.len()).await;
         self.phase_streaming(p, pods.first(), containers.first().map(String::as_str)).await;
         if containers.is_empty() {
