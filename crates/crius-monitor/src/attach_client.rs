@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::attach_wire::{self, FrameReader, Kind};
 use crate::error::{MonitorError, Result};
-use crate::protocol::{MAX_LINE, Op, PROTOCOL_VERSION, Request, Response, encode_line};
+use crate::protocol::{MAX_LINE, Op, Request, Response, decode_response, encode_line};
 
 /// How long the monitor has to answer the attach request.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -87,18 +87,7 @@ async fn read_reply(stream: &mut UnixStream) -> Result<Response> {
             return Err(MonitorError::Protocol("the attach reply is too long".into()));
         }
     }
-    if line.is_empty() {
-        return Err(MonitorError::Protocol("the monitor closed the attach connection without a reply".into()));
-    }
-    let reply: Response = serde_json::from_slice(&line)
-        .map_err(|e| MonitorError::Protocol(format!("the monitor's attach reply is not valid: {e}")))?;
-    if reply.v != PROTOCOL_VERSION {
-        return Err(MonitorError::Protocol(format!(
-            "the monitor speaks protocol version {}, crius speaks {PROTOCOL_VERSION}",
-            reply.v
-        )));
-    }
-    Ok(reply)
+    decode_response(&line).map_err(|e| MonitorError::Protocol(format!("attaching: {e}")))
 }
 
 /// Output frames to the client's streams until the monitor closes (the container is done). A

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{MonitorError, Result};
-use crate::protocol::{MAX_LINE, Op, PROTOCOL_VERSION, Request, Response, encode_line};
+use crate::protocol::{MAX_LINE, Op, Request, Response, decode_response, encode_line};
 
 /// Sends `op` to the monitor listening on `socket` and returns its reply. `timeout` bounds each
 /// read and write. A reply with `ok: false` is returned as is (the caller decides).
@@ -35,17 +35,5 @@ pub fn request(socket: &Path, op: Op, timeout: Duration) -> Result<Response> {
         }
     }
     let end = reply.iter().position(|&b| b == b'\n').unwrap_or(reply.len());
-    let text = String::from_utf8_lossy(&reply[..end]);
-    if text.is_empty() {
-        return Err(MonitorError::Protocol(format!("the monitor at {} closed without a reply", socket.display())));
-    }
-    let response: Response = serde_json::from_str(&text)
-        .map_err(|e| MonitorError::Protocol(format!("the monitor's reply is not valid ({e}): {text:?}")))?;
-    if response.v != PROTOCOL_VERSION {
-        return Err(MonitorError::Protocol(format!(
-            "the monitor speaks protocol version {}, crius speaks {PROTOCOL_VERSION}",
-            response.v
-        )));
-    }
-    Ok(response)
+    decode_response(&reply[..end]).map_err(|e| MonitorError::Protocol(format!("{e} (at {})", socket.display())))
 }

@@ -129,6 +129,20 @@ pub fn decode_request(line: &str) -> Result<Op, String> {
     serde_json::from_str::<Request>(line).map(|r| r.op).map_err(|e| format!("unknown or malformed op: {e}"))
 }
 
+/// Parses the monitor's reply line (without its newline), checking its protocol version.
+pub fn decode_response(line: &[u8]) -> Result<Response, String> {
+    if line.is_empty() {
+        return Err("the monitor closed the connection without a reply".into());
+    }
+    let text = String::from_utf8_lossy(line);
+    let response: Response =
+        serde_json::from_str(&text).map_err(|e| format!("the monitor's reply is not valid ({e}): {text:?}"))?;
+    if response.v != PROTOCOL_VERSION {
+        return Err(format!("the monitor speaks protocol version {}, crius speaks {PROTOCOL_VERSION}", response.v));
+    }
+    Ok(response)
+}
+
 /// One line of JSON, newline included.
 pub fn encode_line<T: Serialize>(message: &T) -> String {
     // Serializing these plain structs cannot fail; an empty object keeps the line well-formed

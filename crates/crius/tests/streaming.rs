@@ -166,17 +166,21 @@ fn log_dir(td: &TestDaemon) -> std::path::PathBuf {
     td.root().join("pod-logs")
 }
 
+/// The container's status as ContainerStatus gives it.
+async fn status_of(td: &TestDaemon, id: &str) -> cri::ContainerStatus {
+    td.runtime()
+        .container_status(cri::ContainerStatusRequest { container_id: id.to_string(), verbose: false })
+        .await
+        .expect("status")
+        .into_inner()
+        .status
+        .expect("a status")
+}
+
 /// Waits until the container has exited; its exit code.
 async fn exit_code_of(td: &TestDaemon, id: &str) -> i32 {
     for _ in 0..200 {
-        let status = td
-            .runtime()
-            .container_status(cri::ContainerStatusRequest { container_id: id.to_string(), verbose: false })
-            .await
-            .expect("status")
-            .into_inner()
-            .status
-            .expect("a status");
+        let status = status_of(td, id).await;
         if status.state == cri::ContainerState::ContainerExited as i32 {
             return status.exit_code;
         }
@@ -316,15 +320,7 @@ async fn attach_refuses_what_the_container_cannot_give() {
         after = fds();
     }
     assert_eq!(after, before, "the monitor let go of the attach connection");
-    let status = td
-        .runtime()
-        .container_status(cri::ContainerStatusRequest { container_id: id.clone(), verbose: false })
-        .await
-        .expect("status")
-        .into_inner()
-        .status
-        .expect("a status");
-    assert_eq!(status.state, cri::ContainerState::ContainerRunning as i32);
+    assert_eq!(status_of(&td, &id).await.state, cri::ContainerState::ContainerRunning as i32);
     td.remove_pod(&pod).await.expect("remove");
     td.assert_no_leaks().await;
 }
