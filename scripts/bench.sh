@@ -59,7 +59,7 @@ if ((QUICK)); then
   # MiB of incompressible data in the bench image (the pull throughput figure).
   IMAGE_MIB=${BENCH_IMAGE_MIB:-0}
 else
-  BENCH_ARGS=(--count 20 --warmup 3 --concurrency 16 --rounds 3 --list-pods 50 --containers 100 --rpc-count 200)
+  BENCH_ARGS=(--count 50 --warmup 3 --concurrency 16 --rounds 3 --list-pods 50 --containers 100 --rpc-count 200)
   IMAGE_MIB=${BENCH_IMAGE_MIB:-100}
 fi
 
