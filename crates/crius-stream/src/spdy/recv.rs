@@ -34,7 +34,7 @@ pub enum Received {
     Data(Bytes),
     /// The peer finished the stream.
     Fin,
-    /// The stream was reset; buffered data was dropped.
+    /// The stream was reset (after the data that had arrived before it).
     Reset(u32),
 }
 
@@ -72,14 +72,16 @@ impl RecvBuffer {
         self.readable.notify_one();
     }
 
+    /// Ends the stream: no more data is taken, and the consumer gets the reset once it has read
+    /// what arrived before it. Peers reset streams right after their last data (the kubelet's
+    /// streaming server sends an exec's status and resets as it closes): dropping that data would
+    /// lose the exit code.
     pub fn reset(&self, status: u32) {
         {
             let mut s = lock(&self.state);
             if s.reset.is_none() {
                 s.reset = Some(status);
             }
-            s.chunks.clear();
-            s.buffered = 0;
         }
         self.readable.notify_one();
         self.writable.notify_one();
@@ -94,14 +96,14 @@ impl RecvBuffer {
         loop {
             {
                 let mut s = lock(&self.state);
-                if let Some(status) = s.reset {
-                    return Received::Reset(status);
-                }
                 if let Some(chunk) = s.chunks.pop_front() {
                     s.buffered -= chunk.len();
                     drop(s);
                     self.writable.notify_one();
                     return Received::Data(chunk);
+                }
+                if let Some(status) = s.reset {
+                    return Received::Reset(status);
                 }
                 if s.fin {
                     return Received::Fin;
@@ -145,7 +147,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reset_wakes_both_sides_and_drops_data() {
+    async fn reset_wakes_both_sides_and_keeps_what_arrived_before_it() {
         let b = Arc::new(RecvBuffer::new(1));
         assert!(b.push(Bytes::from_static(b"xx")).await);
         let producer = {
@@ -154,7 +156,9 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         b.reset(5);
-        assert!(!producer.await.unwrap());
+        assert!(!producer.await.unwrap(), "nothing is taken after the reset");
+        assert_eq!(b.pop().await, Received::Data(Bytes::from_static(b"xx")));
         assert_eq!(b.pop().await, Received::Reset(5));
+        assert!(!b.push(Bytes::from_static(b"z")).await);
     }
 }

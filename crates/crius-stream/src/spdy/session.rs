@@ -480,7 +480,7 @@ impl SpdyStream {
 
     /// Returns credit for consumed bytes to the stream's and the connection's windows.
     fn credit(&self, n: usize) {
-        if !self.inner.remote_fin.load(Ordering::Acquire) {
+        if !self.inner.remote_fin.load(Ordering::Acquire) && !self.inner.recv.is_reset() {
             let due = lock(&self.inner.recv_window).consume(n);
             if let Some(delta) = due
                 && !self.shared.urgent(Frame::WindowUpdate { stream_id: self.id(), delta })
