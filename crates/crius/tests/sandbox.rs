@@ -627,6 +627,52 @@ async fn concurrent_runs_of_the_same_pod_one_wins() {
     td.assert_no_leaks().await;
 }
 
+/// The kubelet's RunPodSandbox deadline passes while crius is still making the pod: the client
+/// goes away mid-call. crius finishes (or undoes) the pod all the same, and the retry the kubelet
+/// then makes names the pod that holds the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_mid_run_leaves_a_whole_pod_or_none() {
+    let td = daemon().await;
+    let cfg = pod_config("impatient");
+    let mut client = td.runtime();
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(2), client.run_pod_sandbox(run_request(cfg.clone()))).await;
+    if let Ok(Ok(r)) = &gave_up {
+        // Faster than the client's patience: nothing was cut, the test shows nothing here.
+        td.track_pod(&r.get_ref().pod_sandbox_id);
+    }
+    drop(client);
+    // The creation goes on without the client (or never started, if the request was not out in
+    // time): wait until no pod is in the middle of being made.
+    let settled =
+        |pods: &[crius_testkit::cri::PodSandbox]| pods.iter().all(|p| p.state == PodSandboxState::SandboxReady as i32);
+    let mut pods = td.list_pods(None).await.expect("list");
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let again = td.list_pods(None).await.expect("list");
+        if settled(&again) && again == pods {
+            break;
+        }
+        pods = again;
+    }
+    assert!(settled(&pods) && pods.len() <= 1, "a whole pod or none: {pods:?}");
+    eprintln!("the abandoned RunPodSandbox left {} pod(s)", pods.len());
+    let Some(pod) = pods.first() else {
+        // None was made: the name is free and a retry works.
+        let id = td.run_pod(cfg).await.unwrap_or_else(|s| panic!("the retry: {}", s.message()));
+        td.remove_pod(&id).await.expect("remove");
+        td.assert_no_leaks().await;
+        return;
+    };
+    let id = pod.id.clone();
+    td.track_pod(&id);
+    // The retry finds the name held, and says by which pod.
+    let retry = td.run_pod(cfg).await.expect_err("the name is taken by the finished pod");
+    assert!(retry.message().contains(&id[..12]), "{:?}: {}", retry.code(), retry.message());
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cgroup_parent_holds_the_pod_init() {
     let td = daemon().await;
