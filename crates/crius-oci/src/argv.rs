@@ -38,16 +38,29 @@ pub struct Runtime {
     pub log: Option<PathBuf>,
     /// `--systemd-cgroup`: cgroupsPath is "slice:prefix:name".
     pub systemd_cgroup: bool,
+    /// Configured global flags, after crius's own.
+    pub global_args: Vec<String>,
 }
 
 impl Runtime {
     pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
         let binary = binary.into();
-        Runtime { kind: RuntimeKind::of_binary(&binary), binary, root: root.into(), log: None, systemd_cgroup: false }
+        Runtime {
+            kind: RuntimeKind::of_binary(&binary),
+            binary,
+            root: root.into(),
+            log: None,
+            systemd_cgroup: false,
+            global_args: Vec::new(),
+        }
     }
 
     pub fn from_handler(handler: &RuntimeHandler) -> Self {
-        Runtime { systemd_cgroup: handler.systemd_cgroup, ..Runtime::new(&handler.binary, &handler.root) }
+        Runtime {
+            systemd_cgroup: handler.systemd_cgroup,
+            global_args: handler.global_args.clone(),
+            ..Runtime::new(&handler.binary, &handler.root)
+        }
     }
 
     pub fn with_log(mut self, log: impl Into<PathBuf>) -> Self {
@@ -65,6 +78,9 @@ impl Runtime {
         }
         if self.systemd_cgroup {
             out.switch("systemd-cgroup");
+        }
+        for arg in &self.global_args {
+            out.word(arg);
         }
         out.word(sub.name());
         sub.push_args(&mut out);
@@ -382,9 +398,11 @@ mod tests {
             binary: "/usr/sbin/runc".into(),
             root: "/r".into(),
             systemd_cgroup: true,
+            global_args: vec!["--debug".into()],
+            ..Default::default()
         };
         let words = words(&Runtime::from_handler(&handler), &Subcommand::State { id: "c1".into() });
-        assert_eq!(words, ["--root", "/r", "--systemd-cgroup", "state", "c1"]);
+        assert_eq!(words, ["--root", "/r", "--systemd-cgroup", "--debug", "state", "c1"]);
         let plain = RuntimeHandler { systemd_cgroup: false, ..handler };
         assert!(!Runtime::from_handler(&plain).systemd_cgroup);
     }

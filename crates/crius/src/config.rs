@@ -100,7 +100,7 @@ impl Default for StreamingConfig {
 }
 
 /// One OCI runtime (`[runtimes.NAME]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// The runtime binary: a path, or a name looked up in PATH (and /usr/sbin, /usr/bin, /sbin, /bin).
@@ -108,6 +108,37 @@ pub struct RuntimeConfig {
     /// The runtime's state directory (--root); default `<state>/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
+    #[serde(default)]
+    pub options: RuntimeOptions,
+}
+
+/// `[runtimes.NAME.options]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeOptions {
+    /// `create --no-pivot`: for a root filesystem on a ramdisk, where pivot_root fails.
+    pub no_pivot: bool,
+    /// Global flags given to every call of the runtime, before its subcommand (`--debug`,
+    /// `--rootless=false`, ...). The flags crius sets itself are refused.
+    pub global_args: Vec<String>,
+}
+
+/// Global flags crius gives the runtime itself.
+const MANAGED_RUNTIME_FLAGS: &[&str] = &["--root", "--log", "--log-format", "--systemd-cgroup"];
+
+impl RuntimeOptions {
+    fn validate(&self) -> Result<(), String> {
+        for arg in &self.global_args {
+            if !arg.starts_with("--") {
+                return Err(format!("global_args: {arg:?} is not a --flag (or --flag=value)"));
+            }
+            let flag = arg.split('=').next().unwrap_or(arg);
+            if MANAGED_RUNTIME_FLAGS.contains(&flag) {
+                return Err(format!("global_args: {flag} is set by crius itself"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -125,7 +156,7 @@ impl Default for Config {
             default_runtime: "runc".into(),
             runtimes: ["runc", "crun"]
                 .into_iter()
-                .map(|name| (name.to_string(), RuntimeConfig { binary: name.into(), root: None }))
+                .map(|name| (name.to_string(), RuntimeConfig { binary: name.into(), ..Default::default() }))
                 .collect(),
             registries: crius_image::Registries::default(),
             image_pull: crius_image::PullConfig::default(),
@@ -211,6 +242,9 @@ impl Config {
         if !self.netns_dir.as_os_str().is_empty() && !self.netns_dir.is_absolute() {
             bail!("netns_dir = {:?}: must be an absolute path, or \"\" to turn the ip-netns alias off", self.netns_dir);
         }
+        for (name, rt) in &self.runtimes {
+            rt.options.validate().map_err(|e| anyhow::anyhow!("[runtimes.{name}.options] {e}"))?;
+        }
         if !self.runtimes.contains_key(&self.default_runtime) {
             bail!(
                 "default_runtime = {:?}: no [runtimes.{}] is configured (configured: {})",
@@ -253,6 +287,8 @@ impl Config {
                     binary: find_binary(&rt.binary).to_string_lossy().into_owned(),
                     root: rt.root.clone().unwrap_or_else(|| self.state.join(name)).to_string_lossy().into_owned(),
                     systemd_cgroup: self.cgroup_driver == CgroupDriverName::Systemd,
+                    no_pivot: rt.options.no_pivot,
+                    global_args: rt.options.global_args.clone(),
                 };
                 (name.clone(), handler)
             })
@@ -344,6 +380,27 @@ mod tests {
         let bad = Config::from_toml("default_runtime = \"kata\"").unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("[runtimes.kata]"));
         assert!(Config::default().runtime_handlers().contains_key("runc"));
+    }
+
+    #[test]
+    fn runtime_options_reach_the_handler_and_bad_ones_are_refused() {
+        let c = Config::from_toml(
+            "[runtimes.runc]\nbinary = \"/usr/sbin/runc\"\n[runtimes.runc.options]\nno_pivot = true\nglobal_args = [\"--debug\"]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let h = &c.runtime_handlers()["runc"];
+        assert!(h.no_pivot);
+        assert_eq!(h.global_args, ["--debug"]);
+        for (bad, why) in [("[\"debug\"]", "not a --flag"), ("[\"--root=/x\"]", "set by crius")] {
+            let c = Config::from_toml(&format!(
+                "[runtimes.runc]\nbinary = \"runc\"\noptions = {{ global_args = {bad} }}\n"
+            ))
+            .unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("[runtimes.runc.options]") && err.contains(why), "{err}");
+        }
+        assert!(Config::from_toml("[runtimes.runc]\nbinary = \"runc\"\noptions = { nonsense = 1 }\n").is_err());
     }
 
     #[test]

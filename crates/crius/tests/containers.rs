@@ -1748,6 +1748,45 @@ async fn crun_handler() {
     t.finish().await;
 }
 
+/// `[runtimes.NAME.options]`: global flags reach every runtime call, no_pivot the create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_handler_options_reach_the_runtime() {
+    needs_root!();
+    // A runtimes table replaces the built-in one: runc stays the default.
+    let builder = TestDaemon::builder()
+        .config_line("[runtimes.runc]\nbinary = \"runc\"")
+        .config_line(
+            "[runtimes.runc-debug]\nbinary = \"runc\"\noptions = { no_pivot = true, global_args = [\"--debug\"] }",
+        )
+        .config_line("[runtimes.runc-bogus]\nbinary = \"runc\"\noptions = { global_args = [\"--no-such-flag\"] }");
+    let t = T::with(builder).await;
+    let img = t.pull("busybox").await;
+    let pod_with = |name: &str, handler: &str| {
+        let cfg = t.pod_cfg(name);
+        let req = cri::RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: handler.into() };
+        (cfg, req)
+    };
+    let (cfg, req) = pod_with("opts-ok", "runc-debug");
+    let ok = match t.rt().run_pod_sandbox(req).await {
+        Ok(r) => Pod { id: r.into_inner().pod_sandbox_id, config: cfg },
+        Err(s) => t.fail("RunPodSandbox with handler runc-debug", &s),
+    };
+    t.td.track_pod(&ok.id);
+    let (st, out) = t.run_to_exit(&ok, sh("opts", &img, "echo with options")).await;
+    assert_eq!((st.exit_code, out), (0, vec!["with options".to_string()]));
+
+    // A flag the runtime does not know fails the create with the runtime's own word on it.
+    let (cfg, req) = pod_with("opts-bad", "runc-bogus");
+    let bad = match t.rt().run_pod_sandbox(req).await {
+        Ok(r) => Pod { id: r.into_inner().pod_sandbox_id, config: cfg },
+        Err(s) => t.fail("RunPodSandbox with handler runc-bogus", &s),
+    };
+    t.td.track_pod(&bad.id);
+    let err = t.try_create(&bad, sh("bogus", &img, "true")).await.expect_err("runc refuses the flag");
+    assert!(err.message().contains("no-such-flag"), "{:?}: {}", err.code(), err.message());
+    t.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_start_latency() {
     needs_root!();

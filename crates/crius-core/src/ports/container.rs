@@ -21,6 +21,12 @@ pub struct RuntimeHandler {
     /// cgroup a systemd scope, and reads the spec's cgroupsPath as "slice:prefix:name".
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub systemd_cgroup: bool,
+    /// `create --no-pivot` (a rootfs on a ramdisk).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_pivot: bool,
+    /// Extra global flags before the subcommand (`[runtimes.NAME.options] global_args`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub global_args: Vec<String>,
 }
 
 /// What the monitor needs to create one container with the OCI runtime.

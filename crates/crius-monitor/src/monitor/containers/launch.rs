@@ -60,7 +60,7 @@ fn run_create(launch: &ContainerLaunch, runtime: &Runtime, files: &Path) -> Resu
         bundle: launch.bundle.clone().into(),
         pid_file: pid_file.clone(),
         console_socket: console.as_ref().map(|c| c.runtime_path().to_path_buf()),
-        no_pivot: false,
+        no_pivot: launch.runtime.no_pivot,
     });
     let mut command = runtime.command(&sub);
     let (mut outputs, stdin) = if launch.tty { (Vec::new(), None) } else { connect_pipes(&mut command, launch.stdin)? };
