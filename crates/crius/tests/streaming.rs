@@ -324,3 +324,34 @@ async fn attach_refuses_what_the_container_cannot_give() {
     td.remove_pod(&pod).await.expect("remove");
     td.assert_no_leaks().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_attach_clients_both_get_the_output() {
+    let script = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done";
+    let (td, pod, id) = running_container_with("stream-attach-two", |c| {
+        c.command = vec!["sh".into(), "-c".into(), script.into()];
+    })
+    .await;
+    let ask = || cri::AttachRequest { container_id: id.clone(), stdin: false, tty: false, stdout: true, stderr: false };
+    let mut clients = Vec::new();
+    for protocol in ["v4.channel.k8s.io", "v5.channel.k8s.io"] {
+        let url = td.runtime().attach(ask()).await.expect("Attach").into_inner().url;
+        clients.push(client::ws_connect(&url, &[protocol]).await.expect("connect"));
+    }
+    for c in &mut clients {
+        let mut seen = Vec::new();
+        while String::from_utf8_lossy(&seen).matches("tick").count() < 3 {
+            let (channel, data) = tokio::time::timeout(Duration::from_secs(20), c.recv())
+                .await
+                .expect("output in time")
+                .expect("a message");
+            if channel == 1 {
+                seen.extend_from_slice(&data);
+            }
+        }
+    }
+    drop(clients);
+    assert_eq!(status_of(&td, &id).await.state, cri::ContainerState::ContainerRunning as i32);
+    td.remove_pod(&pod).await.expect("remove");
+    td.assert_no_leaks().await;
+}
