@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what running crius needs on Debian 12 (run as root): runc (the default OCI runtime),
-# iproute2 and util-linux (namespaces, nsenter), the CNI plugins and nftables (pod networks, host
-# ports), and protobuf-compiler to build it. Does nothing when everything is already there.
+# iproute2 and util-linux (namespaces, nsenter), the CNI plugins, nftables and conntrack (pod
+# networks, host ports), and protobuf-compiler to build it. Does nothing when everything is already there.
 set -euo pipefail
 
 packages=(
@@ -10,6 +10,7 @@ packages=(
   util-linux
   containernetworking-plugins
   nftables
+  conntrack
   protobuf-compiler
   make
   gcc

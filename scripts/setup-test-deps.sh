@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what crius's tests need on Debian 12 (run as root): protoc for the build, the OCI runtimes,
-# iproute2/util-linux/nftables for namespaces and host ports, a static busybox for test images, a local
+# iproute2/util-linux/nftables/conntrack for namespaces and host ports, a static busybox for test images, a local
 # registry and the CNI plugins. Does nothing (and needs no network) when everything is already there.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ packages=(
   iproute2
   util-linux
   nftables
+  conntrack
   busybox-static
   docker-registry
   containernetworking-plugins
@@ -40,7 +41,7 @@ else
 fi
 
 # The tools the build and the tests call by name.
-for tool in protoc runc nsenter ip nft; do
+for tool in protoc runc nsenter ip nft conntrack; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "setup-test-deps: $tool is still missing after the install" >&2
     exit 1

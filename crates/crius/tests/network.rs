@@ -297,6 +297,55 @@ async fn a_udp_host_port_reaches_an_echo_in_the_pod() {
     td.assert_no_leaks().await;
 }
 
+/// A client on another host sends UDP to a host port before any pod maps it (a DNS client that
+/// retries, say): conntrack records that flow without NAT. Once a pod maps the port, the same
+/// client socket must reach the pod, not keep going to the node until the entry expires (30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_flow_from_before_the_mapping_reaches_the_pod() {
+    let td = bridge_daemon().await;
+    let other = other_host();
+    let host_port = free_udp_port();
+    let node = sock(&other.node_v4, host_port);
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let client = {
+        let file = std::fs::File::open(other.netns_path()).expect("open the other host's netns");
+        std::thread::spawn(move || -> Result<String, String> {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).map_err(|e| e.to_string())?;
+            socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+            socket.send_to(b"early", node).map_err(|e| e.to_string())?;
+            let _ = sent_tx.send(socket.local_addr().map_err(|e| e.to_string())?.port());
+            go_rx.recv().map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 1500];
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                socket.send_to(b"late", node).map_err(|e| e.to_string())?;
+                if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                    return Ok(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+            Err("the old flow never reached the pod".into())
+        })
+    };
+    sent_rx.recv_timeout(Duration::from_secs(10)).expect("the early packet was sent");
+    // The flow is in conntrack, un-NATed: what the mapping must get rid of.
+    let listed = std::process::Command::new("conntrack")
+        .args(["-L", "-f", "ipv4", "-p", "udp", "--orig-port-dst", &host_port.to_string()])
+        .output()
+        .expect("conntrack -L (apt-get install conntrack)");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("dport={host_port}")), "{listed:?}");
+
+    let id = run(&td, pod_config("udp-old-flow").port_mapping_on(Protocol::Udp, 5353, host_port, "")).await;
+    let ns = netns(&td, &id).await;
+    let _echo = UdpEcho::start(&ns, 5353).unwrap_or_else(|e| panic!("{e}"));
+    go_tx.send(()).expect("the client waits");
+    let got = client.join().expect("the client thread");
+    assert_eq!(got.as_deref(), Ok("echo:late"), "{}", td.log_tail(40));
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_port_on_one_host_ip_answers_there_only() {
     let td = bridge_daemon().await;

@@ -149,6 +149,7 @@ impl HostPortManager {
         }
         // On failure the sockets close with `sockets`, and the transaction left nothing.
         self.apply(&format!("adding the host ports of pod sandbox {pod_id}"), &change)?;
+        super::conntrack::forget_udp_flows(pod_id, &plan.forwards);
         if !sockets.is_empty() {
             held.insert(pod_id.to_string(), sockets);
         }
