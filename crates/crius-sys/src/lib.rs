@@ -9,6 +9,7 @@ pub mod cgroup_stats;
 pub mod cgroups;
 pub mod error;
 pub mod fds;
+pub mod malloc;
 pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;

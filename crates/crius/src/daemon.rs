@@ -29,6 +29,8 @@ use crate::config::{CgroupDriverName, Config};
 const CRASH_AT_ENV: &str = "CRIUS_CRASH_AT";
 
 pub fn run(config: Config) -> anyhow::Result<()> {
+    // Before the runtime's threads exist (crius_sys::malloc says why).
+    crius_sys::malloc::limit_arenas(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("crius")
