@@ -73,7 +73,8 @@ impl CriRuntimeService {
     }
 
     /// The full id of a running container, for a streaming session.
-    fn running_container(&self, id: String) -> Result<String, Status> {
+    /// The container's record (full id, config), if it is running.
+    fn running_container(&self, id: String) -> Result<crius_core::container::model::ContainerRecord, Status> {
         let id = require(id, "container_id")?;
         let view = self.containers.status(&id).map_err(to_status)?;
         if view.state() != crius_core::container::model::ContainerState::Running {
@@ -82,7 +83,7 @@ impl CriRuntimeService {
                 view.record.id
             )));
         }
-        Ok(view.record.id)
+        Ok(view.record)
     }
 
     /// The statuses of a pod's containers, for PodSandboxStatus and events.
@@ -379,7 +380,7 @@ impl RuntimeService for CriRuntimeService {
 
     async fn exec(&self, request: Request<cri::ExecRequest>) -> Result<Response<cri::ExecResponse>, Status> {
         let r = request.into_inner();
-        let container_id = self.running_container(r.container_id)?;
+        let container_id = self.running_container(r.container_id)?.id;
         let url = self
             .streams
             .get_exec(crius_stream::ExecRequest {
@@ -396,8 +397,8 @@ impl RuntimeService for CriRuntimeService {
 
     async fn attach(&self, request: Request<cri::AttachRequest>) -> Result<Response<cri::AttachResponse>, Status> {
         let r = request.into_inner();
-        let container_id = self.running_container(r.container_id)?;
-        let config = self.containers.status(&container_id).map_err(to_status)?.record.config;
+        let record = self.running_container(r.container_id)?;
+        let (container_id, config) = (record.id, record.config);
         if r.stdin && !config.stdin {
             return Err(Status::failed_precondition(format!(
                 "Attach: container {container_id} was not created with stdin open (stdin: true in its config), \

@@ -84,9 +84,7 @@ impl SandboxService {
     /// way; where it fails again the pod is not ready and a later Stop or Remove retries.
     fn finish_cut_stop(&self, record: PodRecord, report: &mut PodRecoveryReport) {
         let id = record.id.clone();
-        self.names.insert(&record.name(), &id);
-        let entry = Arc::new(PodEntry::new(record.clone()));
-        self.pods.insert(entry.clone());
+        let entry = self.register(record.clone());
         entry.mark_process_exited();
         report.not_ready += 1;
         match self.finish_stop(&entry, &record) {
@@ -100,11 +98,17 @@ impl SandboxService {
         self.delete_pod_files(record)
     }
 
-    fn load(&self, record: PodRecord, report: &mut PodRecoveryReport) {
-        let init = record.resources.init.filter(|_| record.state == PodState::Ready);
+    /// Lists the pod and reserves its name.
+    fn register(&self, record: PodRecord) -> Arc<PodEntry> {
         self.names.insert(&record.name(), &record.id);
         let entry = Arc::new(PodEntry::new(record));
         self.pods.insert(entry.clone());
+        entry
+    }
+
+    fn load(&self, record: PodRecord, report: &mut PodRecoveryReport) {
+        let init = record.resources.init.filter(|_| record.state == PodState::Ready);
+        let entry = self.register(record);
         match init {
             Some(init) if self.ports.monitor.is_alive(&init) => {
                 report.ready += 1;
