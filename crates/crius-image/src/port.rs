@@ -1,7 +1,7 @@
 //! crius-core's `ImageStore` port over the store. The domain calls it on blocking threads; the
 //! pull runs on the async runtime and is waited for here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crius_core::Result;
 use crius_core::image::{Digest, FsUsage, ImageRecord, ImageRef, RegistryAuth};
@@ -48,5 +48,9 @@ impl ImageStore for ImageStoreImpl {
 
     fn release_layers(&self, holder: &str) -> Result<()> {
         ImageStoreImpl::release_layers(self, holder).map(drop).map_err(Into::into)
+    }
+
+    fn import_archive(&self, archive: &Path) -> Result<Vec<ImageRecord>> {
+        ImageStoreImpl::import_archive(self, archive).map_err(Into::into)
     }
 }

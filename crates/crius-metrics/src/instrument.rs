@@ -319,6 +319,9 @@ impl ImageStore for TimedImages {
     fn release_layers(&self, holder: &str) -> Result<()> {
         self.inner.release_layers(holder)
     }
+    fn import_archive(&self, archive: &std::path::Path) -> Result<Vec<ImageRecord>> {
+        self.inner.import_archive(archive)
+    }
 }
 
 pub struct TimedContainerMonitor {

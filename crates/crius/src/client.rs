@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use crius_server::admin_api::images_client::ImagesClient;
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -28,6 +29,13 @@ pub fn runtime(channel: Channel) -> RuntimeServiceClient<Channel> {
 
 pub fn image(channel: Channel) -> ImageServiceClient<Channel> {
     ImageServiceClient::new(channel)
+        .max_decoding_message_size(crius_server::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crius_server::MAX_MESSAGE_BYTES)
+}
+
+/// crius's admin image API (import), on the same socket as CRI.
+pub fn admin_images(channel: Channel) -> ImagesClient<Channel> {
+    ImagesClient::new(channel)
         .max_decoding_message_size(crius_server::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crius_server::MAX_MESSAGE_BYTES)
 }

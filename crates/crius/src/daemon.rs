@@ -69,12 +69,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config_json: serde_json::to_string(&config).unwrap_or_default(),
     };
     let streams = Arc::new(stream_server(&config, &containers).await?);
+    let admin_images = crius_server::admin_images(images.clone(), readiness.clone());
     let (runtime_service, image_service) =
         crius_server::services(containers.clone(), images, stats, streams.clone(), info, readiness.clone());
     let server = tonic::transport::Server::builder()
         .layer(crius_metrics::GrpcMetricsLayer::new(metrics.clone()))
         .add_service(runtime_service)
         .add_service(image_service)
+        .add_service(admin_images)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), {
             let readiness = readiness.clone();
             async move {

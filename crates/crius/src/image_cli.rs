@@ -1,5 +1,6 @@
-//! `crius image import|ls|rm`: the image store without a kubelet. Import needs the store to
-//! itself (stop the daemon first); ls and rm go through the daemon's CRI socket when it runs.
+//! `crius image import|ls|rm`: the image store without a kubelet. With the daemon stopped they
+//! open the store directly; while it runs they go through its socket (CRI for ls and rm, crius's
+//! admin API for import, which CRI lacks).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use crius_core::image::{ImageRecord, ImageService};
 use crius_image::{ImageError, ImageStoreImpl, StoreOptions};
+use crius_server::admin_api;
 use k8s_cri::v1 as cri;
 
 use crate::client;
@@ -40,15 +42,7 @@ pub fn run(args: ImageArgs, config: &Config) -> anyhow::Result<()> {
     };
     let store = match ImageStoreImpl::open(options, runtime.handle().clone()) {
         Ok((store, _)) => store,
-        Err(ImageError::Locked { path }) => {
-            if let ImageCommand::Import { .. } = args.command {
-                anyhow::bail!(
-                    "the image store {} is in use by the running crius daemon: stop it, import, and start it again",
-                    path.display()
-                );
-            }
-            return runtime.block_on(through_cri(args.command, config));
-        }
+        Err(ImageError::Locked { .. }) => return runtime.block_on(through_daemon(args.command, config)),
         Err(e) => return Err(e).context("opening the image store"),
     };
     let images = ImageService::new(Arc::new(store.clone()));
@@ -70,15 +64,18 @@ pub fn run(args: ImageArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn through_cri(command: ImageCommand, config: &Config) -> anyhow::Result<()> {
-    let mut c = client::image(client::connect(&config.listen).await?);
+/// The daemon holds the store: ask it.
+async fn through_daemon(command: ImageCommand, config: &Config) -> anyhow::Result<()> {
+    let channel = client::connect(&config.listen)
+        .await
+        .context("the image store is in use by a crius daemon, and its socket does not answer")?;
+    let mut c = client::image(channel.clone());
     match command {
         ImageCommand::Ls => {
             let list = c.list_images(cri::ListImagesRequest::default()).await?.into_inner().images;
             print_list(list.into_iter().map(|i| {
-                let mut n = i.repo_tags.clone();
-                n.extend(i.repo_digests.iter().cloned());
-                (i.id, i.size, n.join(", "))
+                let names = shown_names(&i.repo_tags, &i.repo_digests);
+                (i.id, i.size, names)
             }));
         }
         ImageCommand::Rm { images } => {
@@ -90,17 +87,31 @@ async fn through_cri(command: ImageCommand, config: &Config) -> anyhow::Result<(
                 println!("removed {image}");
             }
         }
-        ImageCommand::Import { .. } => unreachable!("import never goes through CRI"),
+        ImageCommand::Import { file } => {
+            // The daemon resolves the path in its own working directory: send an absolute one.
+            let path = std::fs::canonicalize(&file).with_context(|| format!("reading {}", file.display()))?;
+            let request = admin_api::ImportRequest { path: path.to_string_lossy().into_owned() };
+            let imported = client::admin_images(channel)
+                .import(request)
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))
+                .with_context(|| format!("importing {} through the crius daemon", file.display()))?;
+            for img in imported.into_inner().images {
+                println!("imported {} {}", img.id, shown_names(&img.repo_tags, &img.repo_digests));
+            }
+        }
     }
     Ok(())
 }
 
 fn names(i: &ImageRecord) -> String {
-    let mut n = i.repo_tags.clone();
-    if n.is_empty() {
-        n.extend(i.repo_digests.iter().cloned());
-    }
-    if n.is_empty() { "<none>".into() } else { n.join(", ") }
+    shown_names(&i.repo_tags, &i.repo_digests)
+}
+
+/// An image's tags, else its digests (an untagged image), else `<none>`.
+fn shown_names(tags: &[String], digests: &[String]) -> String {
+    let names = if tags.is_empty() { digests } else { tags };
+    if names.is_empty() { "<none>".into() } else { names.join(", ") }
 }
 
 fn print_list(rows: impl Iterator<Item = (String, u64, String)>) {

@@ -267,14 +267,39 @@ async fn cli_import_ls_rm() {
     assert_eq!(out.lines().count(), 1, "only the header: {out}");
     assert!(entries(&root.join("images/layers")).is_empty());
 
-    // With the daemon running, ls goes through CRI and import is refused with a reason.
+    // With the daemon running, every command goes through its socket: import through crius's
+    // admin API (a relative path works: the CLI sends it absolute), ls and rm through CRI.
     let d = TestDaemon::start(BIN).await.unwrap();
     let via = |args: &[&str]| {
-        std::process::Command::new(BIN).arg("--config").arg(d.config_path()).args(args).output().unwrap()
+        let out = std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(d.config_path())
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
     };
-    let ls = via(&["image", "ls"]);
-    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
-    let import = via(&["image", "import", archive.to_str().unwrap()]);
-    assert!(!import.status.success());
-    assert!(String::from_utf8_lossy(&import.stderr).contains("stop it"), "{}", String::from_utf8_lossy(&import.stderr));
+    let (ok, out) = via(&["image", "import", "image.tar"]);
+    assert!(ok && out.contains(img.id()), "{out}");
+    let names: Vec<String> = list(&d, None).await.into_iter().flat_map(|i| i.repo_tags).collect();
+    assert_eq!(names, ["example.test/cli:v1", "example.test/cli:v2"], "the daemon serves the imported image");
+    let (ok, out) = via(&["image", "ls"]);
+    assert!(ok && out.contains("example.test/cli:v1, example.test/cli:v2"), "{out}");
+    let (ok, out) = via(&["image", "rm", "example.test/cli:v1"]);
+    assert!(ok, "{out}");
+    assert_eq!(status(&d, "example.test/cli:v2", false).await.image.unwrap().repo_tags, ["example.test/cli:v2"]);
+    let (ok, out) = via(&["image", "rm", img.id()]);
+    assert!(ok, "{out}");
+    assert!(list(&d, None).await.is_empty());
+
+    // A bad archive is refused with the reason, and leaves nothing behind.
+    std::fs::write(dir.path().join("junk.tar"), b"this is no tarball").unwrap();
+    let (ok, out) = via(&["image", "import", "junk.tar"]);
+    assert!(!ok && out.contains("junk.tar") && out.contains("not an OCI image layout"), "{out}");
+    let (ok, out) = via(&["image", "import", "missing.tar"]);
+    assert!(!ok && out.contains("missing.tar"), "{out}");
+    assert!(list(&d, None).await.is_empty());
+    assert!(entries(&d.root().join("images/layers")).is_empty(), "no layer kept from the failed import");
 }

@@ -5,6 +5,7 @@ pub mod model;
 pub mod reference;
 
 mod fs_info;
+mod import;
 mod list;
 mod lookup;
 mod pull;

@@ -65,6 +65,10 @@ impl ImageStore for MemStore {
     fn release_layers(&self, _holder: &str) -> Result<()> {
         Ok(())
     }
+    fn import_archive(&self, archive: &std::path::Path) -> Result<Vec<ImageRecord>> {
+        self.log.lock().unwrap().push(format!("import {}", archive.display()));
+        Ok(vec![record(B, &["example.test/imported:v1"])])
+    }
 }
 
 fn service() -> (ImageService, Arc<MemStore>) {
@@ -163,4 +167,27 @@ fn verbose_info_has_the_config() {
     let info: serde_json::Value = serde_json::from_str(&svc.verbose_info(&v).unwrap()).unwrap();
     assert_eq!(info["config"]["config"]["User"], "1000");
     assert_eq!(info["id"], A);
+}
+
+#[test]
+fn import_wants_an_absolute_path_to_a_file() {
+    let (svc, store) = service();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let archive = dir.join("image.tar");
+    std::fs::write(&archive, b"not checked by the domain").unwrap();
+
+    let err = svc.import(std::path::Path::new("image.tar")).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("absolute"), "{err}");
+    let err = svc.import(&dir.join("missing.tar")).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::NotFound, "{err}");
+    let err = svc.import(&dir).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(store.log.lock().unwrap().is_empty(), "nothing reached the store");
+
+    let got = svc.import(&archive).unwrap();
+    assert_eq!(got[0].repo_tags, ["example.test/imported:v1"]);
+    assert_eq!(store.log.lock().unwrap().as_slice(), [format!("import {}", archive.display())]);
 }

@@ -354,4 +354,7 @@ impl ImageStore for ContainerFakes {
         self.op("release_layers", holder)?.holds.remove(holder);
         Ok(())
     }
+    fn import_archive(&self, archive: &std::path::Path) -> Result<Vec<ImageRecord>> {
+        Err(Error::invalid(format!("the fake store imports nothing ({})", archive.display())))
+    }
 }

@@ -2,7 +2,7 @@
 //! Implemented by crius-image; blocking calls (a pull runs to completion even when the client
 //! that asked for it goes away, so a retry finds the image).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::image::{Digest, FsUsage, ImageRecord, ImageRef, RegistryAuth};
@@ -29,4 +29,7 @@ pub trait ImageStore: Send + Sync {
     fn hold_layers(&self, holder: &str, id: &Digest) -> Result<Vec<PathBuf>>;
     /// Drops `holder`'s hold; layers nothing else uses are deleted. Idempotent.
     fn release_layers(&self, holder: &str) -> Result<()>;
+    /// Loads every image of an OCI image layout or docker-archive tarball at `archive` (a file
+    /// this process can read); InvalidArgument when it is neither. Nothing is kept on failure.
+    fn import_archive(&self, archive: &Path) -> Result<Vec<ImageRecord>>;
 }
