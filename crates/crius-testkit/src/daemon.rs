@@ -422,7 +422,8 @@ impl TestDaemon {
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<()> {
+    /// Waits until the daemon serves CRI (its start-up recovery is done), up to the ready timeout.
+    pub async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + self.ready_timeout;
         let mut last = String::from("not tried");
         loop {
@@ -516,14 +517,20 @@ impl TestDaemon {
     }
 
     pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) -> Result<()> {
+        self.restart_unready(env).await?;
+        self.wait_ready().await
+    }
+
+    /// Stops the daemon if it runs and starts it again without waiting for its start-up recovery
+    /// to end, for tests of what it answers meanwhile; `wait_ready` then waits for it to serve.
+    pub async fn restart_unready(&mut self, env: &[(&str, &str)]) -> Result<()> {
         if self.is_running() {
             self.stop().await?;
         } else {
             self.kill9();
         }
         let once: Vec<(OsString, OsString)> = env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
-        self.spawn(&once)?;
-        self.wait_ready().await
+        self.spawn(&once)
     }
 
     /// The last `n` lines of the daemon's log (stdout and stderr of every start).

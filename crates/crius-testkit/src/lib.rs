@@ -24,7 +24,7 @@ pub mod network;
 mod nsenter;
 
 pub use builders::{PodConfigExt, filter_id, filter_labels, filter_state, pod_config, run_request, unique_name};
-pub use daemon::{LOOPBACK_CONFLIST, TestDaemon, TestDaemonBuilder, sweep_stale_test_dirs};
+pub use daemon::{LOOPBACK_CONFLIST, TestDaemon, TestDaemonBuilder, connect, sweep_stale_test_dirs};
 pub use error::{Error, Result};
 pub use info::{PodInfo, PodNamespaces};
 pub use nsenter::{CmdOutput, Ns, Nsenter};

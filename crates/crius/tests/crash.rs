@@ -328,3 +328,89 @@ async fn a_reboot_during_network_setup_leaks_no_ip() {
     td.remove_pod(&id).await.expect("remove");
     td.assert_no_leaks().await;
 }
+
+/// A chained CNI plugin that is slow on DEL: it writes `del-started` next to itself, then waits
+/// for a `fast` file there (30 s at most) before running the real loopback plugin.
+const SLOW_DEL_PLUGIN: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+if [ "$CNI_COMMAND" = DEL ] && [ ! -e "$dir/fast" ]; then
+    : > "$dir/del-started"
+    i=0
+    while [ ! -e "$dir/fast" ] && [ "$i" -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+fi
+exec /usr/lib/cni/loopback
+"#;
+
+/// While start-up recovery runs (here it undoes a pod cut by a crash, and CNI DEL is slow), every
+/// CRI and admin call answers Unavailable with a reason, never a half-loaded answer; once it is
+/// done the daemon serves, and the cut pod is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_answer_unavailable_until_recovery_is_done() {
+    let mut td = match TestDaemon::builder()
+        .bridge_network()
+        .cni_plugin("crius-test-slow-del", SLOW_DEL_PLUGIN)
+        .bridge_chain_plugin(crius_testkit::serde_json::json!({"type": "crius-test-slow-del"}))
+        .start_with_env(BIN, &[(CRASH_ENV, "host_ports")])
+        .await
+    {
+        Ok(td) => td,
+        Err(e) => panic!("the daemon did not start: {e}"),
+    };
+    let bin = td.cni_bin_dir();
+    let cfg = full_pod("recovering").cgroup_parent(&td.cgroup_parent());
+    assert!(td.runtime().run_pod_sandbox(run_request(cfg.clone())).await.is_err());
+    td.wait_exit(Duration::from_secs(30)).await.expect("the daemon crashed before host_ports");
+
+    td.restart_unready(&[]).await.expect("start the daemon again");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !bin.join("del-started").exists() {
+        assert!(std::time::Instant::now() < deadline, "recovery never ran CNI DEL\n{}", td.log_tail(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Recovery is held in CNI DEL: the socket is served, and every service says why it waits.
+    let channel = async {
+        loop {
+            if let Ok(c) = crius_testkit::connect(td.socket()).await {
+                break c;
+            }
+            assert!(std::time::Instant::now() < deadline, "the socket is not served during recovery");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    .await;
+    let mut runtime = crius_testkit::RuntimeServiceClient::new(channel.clone());
+    let mut images = crius_testkit::ImageServiceClient::new(channel);
+    let unavailable = |what: &str, r: Result<(), crius_testkit::tonic::Status>| {
+        let s = r.expect_err(what);
+        assert_eq!(s.code(), crius_testkit::tonic::Code::Unavailable, "{what}: {s:?}");
+        assert!(s.message().contains("recovering"), "{what}: {}", s.message());
+    };
+    unavailable(
+        "ListPodSandbox",
+        runtime.list_pod_sandbox(crius_testkit::cri::ListPodSandboxRequest::default()).await.map(drop),
+    );
+    unavailable("RunPodSandbox", runtime.run_pod_sandbox(run_request(cfg.clone())).await.map(drop));
+    unavailable("ListImages", images.list_images(crius_testkit::cri::ListImagesRequest::default()).await.map(drop));
+    let junk = td.base().join("junk.tar");
+    std::fs::write(&junk, "not an archive").expect("write junk.tar");
+    let import = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(td.config_path())
+        .args(["image", "import"])
+        .arg(&junk)
+        .output()
+        .expect("run crius image import");
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    assert!(!import.status.success() && stderr.contains("recovering"), "admin Import during recovery: {stderr}");
+
+    std::fs::write(bin.join("fast"), "").expect("write the fast marker");
+    td.wait_ready().await.unwrap_or_else(|e| panic!("recovery did not finish: {e}"));
+    assert!(td.list_pods(None).await.expect("list").is_empty(), "the cut pod is undone");
+    td.assert_no_leaks().await;
+    let id = run(&td, cfg).await;
+    td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
