@@ -47,3 +47,30 @@ fn imported_image(r: &ImageRecord) -> api::ImportedImage {
         size: r.size,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::api::images_server::Images;
+    use super::*;
+    use crius_core::ports::fake_container::ContainerFakes;
+
+    fn service() -> AdminImages {
+        AdminImages::new(Arc::new(ImageService::new(Arc::new(ContainerFakes::default()))))
+    }
+
+    async fn import(path: &str) -> Status {
+        service().import(Request::new(api::ImportRequest { path: path.into() })).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn bad_paths_are_invalid_arguments_that_say_why() {
+        let s = import("").await;
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().contains("path is empty"), "{}", s.message());
+        let s = import("image.tar").await;
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().contains("absolute"), "{}", s.message());
+        let s = import("/nonexistent/crius-admin-test.tar").await;
+        assert_eq!(s.code(), tonic::Code::NotFound, "{}", s.message());
+    }
+}
