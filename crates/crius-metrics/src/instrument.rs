@@ -406,6 +406,7 @@ mod tests {
             timeline,
             network: None,
             stopping: false,
+            selinux_level: None,
         }
     }
 
