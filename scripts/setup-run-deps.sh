@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what running crius needs on Debian 12 (run as root): runc (the default OCI runtime),
 # iproute2 and util-linux (namespaces, nsenter), the CNI plugins, nftables and conntrack (pod
-# networks, host ports), and protobuf-compiler to build it. Does nothing when everything is already there.
+# networks, host ports), and protobuf-compiler to build it; where the kernel has AppArmor enabled, apparmor
+# (apparmor_parser, which loads crius's default profile). Does nothing when everything is already there.
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,10 @@ packages=(
   make
   gcc
 )
+# Only where AppArmor is on: without it there is no profile to load, and the package would be dead weight.
+if [[ $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null) == Y ]]; then
+  packages+=(apparmor)
+fi
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

@@ -409,6 +409,7 @@ mod tests {
             timeline,
             network: None,
             stopping: false,
+            selinux_level: None,
         }
     }
 

@@ -54,9 +54,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let metrics = Arc::new(Metrics::new());
     let monitor = Arc::new(monitor_port(&config)?);
-    let sandboxes = Arc::new(sandbox_service(&config, monitor.clone(), &metrics)?);
+    let host = crate::host_caps::detect(&config.cgroup_root, config.cgroup_driver == CgroupDriverName::Systemd);
+    tracing::debug!(host = ?host, "host facts");
+    let sandboxes = Arc::new(sandbox_service(&config, monitor.clone(), &metrics, host.selinux)?);
     let images = Arc::new(image_service(&config, &metrics)?);
-    let containers = container_service(&config, monitor, sandboxes.clone(), &images, &metrics)?;
+    let containers = container_service(&config, monitor, sandboxes.clone(), &images, &metrics, host)?;
     let stats = stats_service(&config, &containers, &metrics).await?;
     let readiness = Readiness::default();
     let info = RuntimeInfo {
@@ -89,6 +91,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let recovering = containers.clone();
     let (pods, ctrs) = tokio::task::spawn_blocking(move || {
+        load_default_apparmor_profile(&recovering);
         let pods = recovering.sandboxes().recover().context("recovering pods")?;
         let containers = recovering.recover().context("recovering containers")?;
         anyhow::Ok((pods, containers))
@@ -161,10 +164,26 @@ fn runtime_handler_names(config: &Config) -> Vec<String> {
     names
 }
 
+/// crius's default AppArmor profile, where AppArmor is enabled. A failure does not stop the
+/// daemon: containers that ask for nothing or for RuntimeDefault then fail to be created with
+/// the reason (CreateContainer tries to load it again), the others run.
+fn load_default_apparmor_profile(containers: &ContainerService) {
+    match containers.load_default_apparmor_profile() {
+        Ok(true) => tracing::info!(profile = crius_core::spec::apparmor::DEFAULT_PROFILE, "AppArmor profile loaded"),
+        Ok(false) => tracing::debug!("AppArmor is not enabled: containers run with no AppArmor profile"),
+        Err(e) => tracing::warn!(
+            profile = crius_core::spec::apparmor::DEFAULT_PROFILE,
+            error = %e,
+            "AppArmor is enabled but crius's default profile could not be loaded: RuntimeDefault containers will fail to be created"
+        ),
+    }
+}
+
 fn sandbox_service(
     config: &Config,
     monitor: Arc<crius_monitor::MonitorPort>,
     metrics: &Arc<Metrics>,
+    selinux: bool,
 ) -> anyhow::Result<SandboxService> {
     let host_ports: Arc<dyn crius_core::ports::network::HostPorts> = match config.network.hostport_manager {
         crius_net::HostPortManagerKind::Crius => Arc::new(crius_net::HostPortManager::new(
@@ -190,6 +209,7 @@ fn sandbox_service(
         shm_size_bytes: config.shm_size,
         ipv6_dad: config.ipv6_dad,
         runtime_handlers: runtime_handler_names(config),
+        selinux,
     };
     let mut service =
         SandboxService::new(ports, options).with_observer(Arc::new(timed::PodMonitorExits::new(metrics.clone())));
@@ -211,6 +231,7 @@ fn container_service(
     sandboxes: Arc<SandboxService>,
     images: &ImageService,
     metrics: &Arc<Metrics>,
+    host: crius_core::spec::HostCaps,
 ) -> anyhow::Result<Arc<ContainerService>> {
     let handlers = config.runtime_handlers();
     for handler in handlers.values() {
@@ -230,13 +251,9 @@ fn container_service(
         exits: Arc::new(crius_monitor::ExitDir::new(config.state.join("exits"))),
         oci: Arc::new(crius_oci::OciPort::new(crius_oci::OciConfig::new(config.state.join("oci")))),
         images: images.store().clone(),
+        apparmor: Arc::new(crate::adapters::apparmor::HostAppArmor::default()),
     };
-    let options = ContainerOptions {
-        runtimes: handlers,
-        default_runtime: config.default_runtime.clone(),
-        host: crate::host_caps::detect(&config.cgroup_root, config.cgroup_driver == CgroupDriverName::Systemd),
-    };
-    tracing::debug!(host = ?options.host, "host facts");
+    let options = ContainerOptions { runtimes: handlers, default_runtime: config.default_runtime.clone(), host };
     Ok(ContainerService::new_shared(ports, sandboxes, options))
 }
 

@@ -53,6 +53,7 @@ impl ContainerService {
                     ))
                 })?;
             let target_pid_ns = self.target_pid_namespace(&pod.id, &config)?;
+            self.check_lsm(&config.metadata.name, &config.security)?;
             Ok::<_, Error>((runtime, image, target_pid_ns))
         })?;
 

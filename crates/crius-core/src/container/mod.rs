@@ -6,6 +6,7 @@ mod create;
 mod exec;
 mod exits;
 mod list;
+mod lsm;
 mod recover;
 mod remove;
 mod start;

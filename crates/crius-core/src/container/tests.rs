@@ -45,7 +45,8 @@ fn env_with(host: HostCaps) -> Env {
             ..Default::default()
         },
     );
-    let sandboxes = Arc::new(SandboxService::new(pods.ports(), SandboxOptions::default()));
+    let sandbox_options = SandboxOptions { selinux: host.selinux, ..Default::default() };
+    let sandboxes = Arc::new(SandboxService::new(pods.ports(), sandbox_options));
     let options = ContainerOptions {
         runtimes: BTreeMap::from([(
             "runc".to_string(),
@@ -617,4 +618,91 @@ fn pod_and_container_events_share_one_stream_in_order() {
             (p, Deleted)
         ]
     );
+}
+
+fn apparmor_env() -> Env {
+    env_with(HostCaps { apparmor: true, bounding_capabilities: vec!["CAP_CHOWN".into()], ..Default::default() })
+}
+
+fn apparmor_profile_of(e: &Env, id: &str) -> Option<String> {
+    e.fakes.world().specs[id]["process"]["apparmorProfile"].as_str().map(String::from)
+}
+
+fn count(log: &[String], op: &str) -> usize {
+    log.iter().filter(|l| l.split(' ').next() == Some(op)).count()
+}
+
+#[test]
+fn the_default_apparmor_profile_is_loaded_at_start_where_apparmor_is_enabled() {
+    let e = apparmor_env();
+    assert!(e.svc.load_default_apparmor_profile().unwrap());
+    assert!(e.fakes.world().apparmor_profiles.contains(crate::spec::apparmor::DEFAULT_PROFILE));
+    // Loaded once: a second start finds it there.
+    assert!(e.svc.load_default_apparmor_profile().unwrap());
+    assert_eq!(count(&e.fakes.log(), "apparmor_load"), 1);
+
+    let off = env();
+    assert!(!off.svc.load_default_apparmor_profile().unwrap());
+    assert_eq!(count(&off.fakes.log(), "apparmor_is_loaded"), 0, "no AppArmor, no look");
+}
+
+#[test]
+fn runtime_default_runs_under_crius_default_loading_it_if_it_went_missing() {
+    let e = apparmor_env();
+    let first = e.svc.create(&e.pod_id, config("a")).unwrap();
+    assert_eq!(apparmor_profile_of(&e, &first).as_deref(), Some("crius-default"));
+    let second = e.svc.create(&e.pod_id, config("b")).unwrap();
+    assert_eq!(apparmor_profile_of(&e, &second).as_deref(), Some("crius-default"));
+    assert_eq!(count(&e.fakes.log(), "apparmor_load"), 1, "{:?}", e.fakes.log());
+    let mut unconfined = config("c");
+    unconfined.security.apparmor.kind = super::model::ProfileKind::Unconfined;
+    let id = e.svc.create(&e.pod_id, unconfined).unwrap();
+    assert_eq!(apparmor_profile_of(&e, &id), None);
+}
+
+#[test]
+fn a_default_profile_that_cannot_be_loaded_fails_runtime_default_clearly() {
+    let e = apparmor_env();
+    e.fakes.fail_once("apparmor_load");
+    let err = e.svc.create(&e.pod_id, config("a")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+    let msg = err.to_string();
+    assert!(msg.contains("\"crius-default\"") && msg.contains("injected fault") && msg.contains("Unconfined"), "{msg}");
+    assert!(e.fakes.is_empty(), "nothing made: {:?}", e.fakes.log());
+    // Not a silent unconfined run, and not a refusal for good: the next create loads it.
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    assert_eq!(apparmor_profile_of(&e, &id).as_deref(), Some("crius-default"));
+}
+
+#[test]
+fn a_localhost_apparmor_profile_must_be_loaded() {
+    let e = apparmor_env();
+    let mut c = config("a");
+    c.security.apparmor =
+        super::model::SecurityProfile { kind: super::model::ProfileKind::Localhost, localhost_ref: "k8s-nginx".into() };
+    let err = e.svc.create(&e.pod_id, c.clone()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+    assert!(err.to_string().contains("\"k8s-nginx\"") && err.to_string().contains("not loaded"), "{err}");
+    assert_eq!(count(&e.fakes.log(), "apparmor_load"), 0, "crius loads only its own profile");
+    e.fakes.world().apparmor_profiles.insert("k8s-nginx".into());
+    let id = e.svc.create(&e.pod_id, c).unwrap();
+    assert_eq!(apparmor_profile_of(&e, &id).as_deref(), Some("k8s-nginx"));
+}
+
+#[test]
+fn with_selinux_the_containers_of_a_pod_share_its_level() {
+    let e = env_with(HostCaps { selinux: true, bounding_capabilities: vec!["CAP_CHOWN".into()], ..Default::default() });
+    let label = |id: &str| e.fakes.world().specs[id]["process"]["selinuxLabel"].as_str().map(String::from);
+    let level = e.sandboxes.status(&e.pod_id).unwrap().record.selinux_level.unwrap();
+    let a = e.svc.create(&e.pod_id, config("a")).unwrap();
+    let b = e.svc.create(&e.pod_id, config("b")).unwrap();
+    assert_eq!(label(&a), Some(format!("system_u:system_r:container_t:{level}")));
+    assert_eq!(label(&a), label(&b));
+    assert_eq!(
+        e.fakes.world().specs[&a]["linux"]["mountLabel"].as_str(),
+        Some(format!("system_u:object_r:container_file_t:{level}").as_str())
+    );
+    let other = e.sandboxes.run(pod_config("other")).unwrap();
+    let c = e.svc.create(&other, config("c")).unwrap();
+    assert_ne!(label(&c), label(&a), "another pod, another level");
 }

@@ -194,4 +194,5 @@ pub struct ContainerPorts {
     pub exits: std::sync::Arc<dyn ExitRecords>,
     pub oci: std::sync::Arc<dyn OciRuntime>,
     pub images: std::sync::Arc<dyn super::image::ImageStore>,
+    pub apparmor: std::sync::Arc<dyn super::apparmor::AppArmor>,
 }

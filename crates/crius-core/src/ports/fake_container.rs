@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::StateStore;
+use super::apparmor::AppArmor;
 use super::container::{
     ContainerExit, ContainerFs, ContainerLaunch, ContainerMonitor, ContainerPaths, ContainerPorts, ExecOutput,
     ExitRecords, OciRuntime, RuntimeHandler,
@@ -42,6 +43,8 @@ pub struct ContainerWorld {
     pub updated: Vec<oci_spec::runtime::LinuxResources>,
     /// The image volumes made for each container.
     pub volumes: BTreeMap<String, Vec<Mount>>,
+    /// The AppArmor profiles loaded in the fake kernel.
+    pub apparmor_profiles: BTreeSet<String>,
 }
 
 #[derive(Clone, Default)]
@@ -59,6 +62,7 @@ impl ContainerFakes {
             exits: Arc::new(self.clone()),
             oci: Arc::new(self.clone()),
             images: Arc::new(self.clone()),
+            apparmor: Arc::new(self.clone()),
         }
     }
 
@@ -323,6 +327,16 @@ impl OciRuntime for ContainerFakes {
         resources: &oci_spec::runtime::LinuxResources,
     ) -> Result<()> {
         self.op("update_resources", container_id)?.updated.push(resources.clone());
+        Ok(())
+    }
+}
+
+impl AppArmor for ContainerFakes {
+    fn is_loaded(&self, profile: &str) -> Result<bool> {
+        Ok(self.op("apparmor_is_loaded", profile)?.apparmor_profiles.contains(profile))
+    }
+    fn load_default(&self, profile: &str) -> Result<()> {
+        self.op("apparmor_load", profile)?.apparmor_profiles.insert(profile.to_string());
         Ok(())
     }
 }

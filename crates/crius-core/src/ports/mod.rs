@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::sandbox::model::{NewNamespaces, PodRecord, PodResources, ProcRef};
 
+pub mod apparmor;
 pub mod container;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;

@@ -1,6 +1,7 @@
 //! Pod sandboxes: one file per RPC verb over the shared service state.
 
 pub mod files;
+pub mod mcs;
 pub mod model;
 pub mod sysctl;
 pub mod validate;
@@ -36,11 +37,18 @@ pub struct SandboxOptions {
     pub ipv6_dad: bool,
     /// Configured runtime handler names; the first is the default ("" in a request).
     pub runtime_handlers: Vec<String>,
+    /// SELinux is enabled on the host: each pod gets an MCS level of its own.
+    pub selinux: bool,
 }
 
 impl Default for SandboxOptions {
     fn default() -> Self {
-        SandboxOptions { shm_size_bytes: 64 * 1024 * 1024, ipv6_dad: false, runtime_handlers: vec!["runc".into()] }
+        SandboxOptions {
+            shm_size_bytes: 64 * 1024 * 1024,
+            ipv6_dad: false,
+            runtime_handlers: vec!["runc".into()],
+            selinux: false,
+        }
     }
 }
 
@@ -63,6 +71,8 @@ pub struct SandboxService {
     containers: std::sync::OnceLock<std::sync::Weak<dyn PodContainers>>,
     pods: Arc<PodStore>,
     names: NameIndex,
+    /// The SELinux levels live pods hold.
+    levels: mcs::McsLevels,
     options: SandboxOptions,
     step_hook: Option<StepHook>,
     observer: Option<Arc<dyn crate::ports::PodObserver>>,
@@ -77,6 +87,7 @@ impl SandboxService {
             containers: std::sync::OnceLock::new(),
             pods: Arc::new(PodStore::new("pod sandbox")),
             names: NameIndex::new("pod sandbox"),
+            levels: mcs::McsLevels::default(),
             options,
             step_hook: None,
             observer: None,

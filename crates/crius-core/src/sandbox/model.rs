@@ -118,6 +118,9 @@ pub struct PodConfig {
     pub namespaces: NamespaceOptions,
     pub runtime_handler: String,
     pub privileged: bool,
+    /// The pod's SELinux options: what its containers' labels start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<crate::container::model::SelinuxOptions>,
 }
 
 /// A process crius started, identified by pid and start time so that a reused pid is never
@@ -191,6 +194,10 @@ pub struct PodRecord {
     /// pod's host ports onto an IP that CNI DEL may already have released.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopping: bool,
+    /// The SELinux MCS level the pod's containers share (given, or picked unique on the node);
+    /// None without SELinux. Held again at start-up so no new pod gets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux_level: Option<String>,
 }
 
 pub const POD_RECORD_VERSION: u32 = 1;

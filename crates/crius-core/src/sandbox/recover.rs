@@ -98,9 +98,12 @@ impl SandboxService {
         self.delete_pod_files(record)
     }
 
-    /// Lists the pod and reserves its name.
+    /// Lists the pod and reserves its name and its SELinux level.
     fn register(&self, record: PodRecord) -> Arc<PodEntry> {
         self.names.insert(&record.name(), &record.id);
+        if let Some(level) = &record.selinux_level {
+            self.levels.hold(level);
+        }
         let entry = Arc::new(PodEntry::new(record));
         self.pods.insert(entry.clone());
         entry

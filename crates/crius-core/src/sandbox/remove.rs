@@ -29,6 +29,9 @@ impl SandboxService {
         let last = PodView::of(&entry);
         self.pods.remove(&record.id);
         self.names.release(&record.name(), &record.id);
+        if let Some(level) = &record.selinux_level {
+            self.levels.release(level);
+        }
         self.events.emit_pod(last, ContainerEventKind::Deleted);
         tracing::info!(pod_id = %record.id, "pod sandbox removed");
         Ok(())

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::SandboxService;
 use super::files::{render_hosts, render_hosts_with_ips, render_resolv_conf};
+use super::mcs::LevelHold;
 use super::model::{POD_RECORD_VERSION, PodConfig, PodRecord, PodState};
 use super::sysctl;
 use super::timeline::Timeline;
@@ -28,6 +29,7 @@ impl SandboxService {
         let name = config.metadata.sandbox_name();
 
         let reservation = timeline.step("reserve", || self.names.reserve(&name, &id))?;
+        let level = self.selinux_level(&config)?;
         let ports = &self.ports;
         // Reads the node's resolv.conf, hosts and hostname: worth a step of its own.
         let (spec, files, planned) = timeline.step("plan", || {
@@ -47,6 +49,7 @@ impl SandboxService {
             timeline: Vec::new(),
             network: None,
             stopping: false,
+            selinux_level: level.level().map(String::from),
         };
         let mut rb = Rollback::new();
 
@@ -151,6 +154,7 @@ impl SandboxService {
         let op = entry.lock_op();
         self.pods.insert(entry.clone());
         reservation.keep();
+        level.keep();
         rb.disarm();
         // As containerd: CREATED and STARTED together once the pod is ready, before the exit
         // watch can send its STOPPED.
@@ -162,6 +166,30 @@ impl SandboxService {
         }
         tracing::info!(pod_id = %id, pod = %name, "pod sandbox ready");
         Ok(id)
+    }
+
+    /// The pod's SELinux level, held: the one its options give, else one no other pod holds.
+    /// None without SELinux, where the options are ignored (as containerd's label.InitLabels
+    /// does), which is worth a line at debug level.
+    fn selinux_level(&self, config: &PodConfig) -> Result<LevelHold<'_>> {
+        let given = config.selinux.as_ref();
+        if !self.options.selinux {
+            if crate::spec::selinux::asks_for_something(given) {
+                tracing::debug!(
+                    pod = %config.metadata.sandbox_name(),
+                    "SELinux is not enabled on this host: the pod's selinux_options are ignored"
+                );
+            }
+            return Ok(self.levels.guard(None));
+        }
+        let level = match given.map(|o| o.level.as_str()).filter(|l| !l.is_empty()) {
+            Some(level) => {
+                self.levels.hold(level);
+                level.to_string()
+            }
+            None => self.levels.pick()?,
+        };
+        Ok(self.levels.guard(Some(level)))
     }
 
     fn check_runtime_handler(&self, handler: &str) -> Result<()> {

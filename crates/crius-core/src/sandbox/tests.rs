@@ -523,3 +523,103 @@ fn recovery_sends_stopped_for_a_pod_that_died_while_down_only() {
     assert_eq!(received(&mut events), []);
     assert!(svc2.status(&alive).unwrap().ready);
 }
+
+fn selinux_service() -> (Fakes, SandboxService) {
+    let fakes = Fakes::default();
+    let svc = selinux_service_on(&fakes);
+    (fakes, svc)
+}
+
+/// Another daemon on the same fakes (a restart).
+fn selinux_service_on(fakes: &Fakes) -> SandboxService {
+    SandboxService::new(fakes.ports(), SandboxOptions { selinux: true, ..Default::default() })
+}
+
+fn selinux(level: &str) -> Option<crate::container::model::SelinuxOptions> {
+    Some(crate::container::model::SelinuxOptions { level: level.into(), ..Default::default() })
+}
+
+fn level_of(svc: &SandboxService, id: &str) -> String {
+    svc.status(id).unwrap().record.selinux_level.expect("a pod has a level where SELinux is enabled")
+}
+
+#[test]
+fn with_selinux_each_pod_gets_a_level_of_its_own_on_record() {
+    let (fakes, svc) = selinux_service();
+    let ids: Vec<String> = (0..50).map(|i| svc.run(config(&format!("p{i}"))).unwrap()).collect();
+    let levels: std::collections::BTreeSet<String> = ids.iter().map(|id| level_of(&svc, id)).collect();
+    assert_eq!(levels.len(), ids.len());
+    assert!(levels.iter().all(|l| l.starts_with("s0:c")), "{levels:?}");
+    assert_eq!(fakes.world().records[&ids[0]].selinux_level, Some(level_of(&svc, &ids[0])));
+}
+
+#[test]
+fn a_given_level_is_used_and_may_be_shared() {
+    let (_, svc) = selinux_service();
+    let mut a = config("a");
+    a.selinux = selinux("s0:c5,c6");
+    let mut b = config("b");
+    b.selinux = selinux("s0:c5,c6");
+    let (a, b) = (svc.run(a).unwrap(), svc.run(b).unwrap());
+    assert_eq!((level_of(&svc, &a), level_of(&svc, &b)), ("s0:c5,c6".into(), "s0:c5,c6".into()));
+    assert_eq!(svc.levels.holders("s0:c5,c6"), 2);
+    svc.remove(&a).unwrap();
+    assert_eq!(svc.levels.holders("s0:c5,c6"), 1);
+    svc.remove(&b).unwrap();
+    assert_eq!(svc.levels.holders("s0:c5,c6"), 0);
+}
+
+#[test]
+fn remove_releases_the_level_and_a_failed_run_holds_none() {
+    let (fakes, svc) = selinux_service();
+    let id = svc.run(config("web")).unwrap();
+    let level = level_of(&svc, &id);
+    assert_eq!(svc.levels.holders(&level), 1);
+    svc.remove(&id).unwrap();
+    assert_eq!(svc.levels.holders(&level), 0);
+    svc.remove(&id).unwrap();
+    assert_eq!(svc.levels.holders(&level), 0, "a second remove releases nothing");
+
+    let mut given = config("given");
+    given.selinux = selinux("s0:c1,c2");
+    fakes.fail_once("commit");
+    svc.run(given).unwrap_err();
+    assert_eq!(svc.levels.holders("s0:c1,c2"), 0);
+}
+
+#[test]
+fn recovery_holds_the_levels_of_the_pods_on_record() {
+    let (fakes, svc) = selinux_service();
+    let ready = svc.run(config("ready")).unwrap();
+    let stopped = svc.run(config("stopped")).unwrap();
+    svc.stop(&stopped).unwrap();
+    let (ready_level, stopped_level) = (level_of(&svc, &ready), level_of(&svc, &stopped));
+    let svc2 = selinux_service_on(&fakes);
+    svc2.recover().unwrap();
+    assert_eq!(svc2.levels.holders(&ready_level), 1);
+    assert_eq!(svc2.levels.holders(&stopped_level), 1, "a stopped pod keeps its level until removed");
+    svc2.remove(&stopped).unwrap();
+    assert_eq!(svc2.levels.holders(&stopped_level), 0);
+}
+
+#[test]
+fn an_old_record_without_a_level_loads() {
+    let (fakes, svc) = selinux_service();
+    let id = svc.run(config("old")).unwrap();
+    let mut json = serde_json::to_value(&fakes.world().records[&id]).unwrap();
+    json.as_object_mut().unwrap().remove("selinux_level");
+    json["config"].as_object_mut().unwrap().remove("selinux");
+    let old: super::model::PodRecord = serde_json::from_value(json).unwrap();
+    assert_eq!((old.selinux_level, old.config.selinux), (None, None));
+}
+
+#[test]
+fn without_selinux_pods_get_no_level_and_their_options_are_ignored() {
+    let (fakes, svc) = service();
+    let mut c = config("web");
+    c.selinux = selinux("s0:c1,c2");
+    let id = svc.run(c).unwrap();
+    assert_eq!(svc.status(&id).unwrap().record.selinux_level, None);
+    assert_eq!(svc.levels.holders("s0:c1,c2"), 0);
+    assert!(fakes.world().records[&id].selinux_level.is_none());
+}

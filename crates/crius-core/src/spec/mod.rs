@@ -14,6 +14,7 @@ use crate::image::ImageConfigInfo;
 use crate::sandbox::model::PodRecord;
 
 pub mod annotations;
+pub mod apparmor;
 pub mod capabilities;
 pub mod devices;
 pub mod mounts;
@@ -24,6 +25,7 @@ pub mod resources;
 pub mod seccomp;
 pub mod seccomp_default;
 pub mod security;
+pub mod selinux;
 pub mod signal;
 pub mod user;
 
@@ -40,7 +42,9 @@ pub struct HostCaps {
     /// The capabilities of the daemon's bounding set ("CAP_CHOWN", ...): "ALL" means these.
     pub bounding_capabilities: Vec<String>,
     pub seccomp: bool,
+    /// AppArmor is enabled (`/sys/module/apparmor/parameters/enabled` is Y).
     pub apparmor: bool,
+    /// SELinux is enabled (`/sys/fs/selinux/enforce` exists: enforcing or permissive).
     pub selinux: bool,
     pub swap: bool,
     /// Hugepage sizes the kernel offers ("2MB", "1GB").
@@ -149,8 +153,8 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<BuiltSpec> {
         host,
         std::env::consts::ARCH,
     )?;
-    let apparmor = security::apparmor(&sec.apparmor, sec.privileged, host)?;
-    let (process_label, mount_label) = security::selinux(sec.selinux.as_ref(), sec.privileged, host)?;
+    let apparmor = apparmor::select(&sec.apparmor, sec.privileged, host.apparmor)?;
+    let (process_label, mount_label) = selinux::labels(input.pod, sec.selinux.as_ref(), sec.privileged, host)?;
     let annotations = annotations::annotations(config, input.pod, image_name, input.extra_annotations);
 
     let mut oci_user = User::default();
@@ -167,7 +171,7 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<BuiltSpec> {
         // containerd's CRI spec drops the default rlimits: the container inherits the runtime's.
         .set_rlimits(None)
         .set_no_new_privileges(Some(sec.no_new_privs))
-        .set_apparmor_profile(apparmor)
+        .set_apparmor_profile(apparmor.map(|p| p.name().to_string()))
         .set_oom_score_adj(oom_score_adj)
         .set_selinux_label(process_label);
 

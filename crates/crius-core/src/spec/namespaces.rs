@@ -96,6 +96,7 @@ mod tests {
             timeline: vec![],
             network: None,
             stopping: false,
+            selinux_level: None,
         }
     }
 

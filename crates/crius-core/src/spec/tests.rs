@@ -76,6 +76,7 @@ impl Fx {
             timeline: vec![],
             network: None,
             stopping: false,
+            selinux_level: None,
         };
         let image = ImageConfigInfo {
             env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into(), "NGINX_VERSION=1.25".into()],
@@ -673,9 +674,20 @@ fn apparmor_localhost() {
 }
 
 #[test]
+fn apparmor_runtime_default_is_crius_default() {
+    let mut fx = Fx::new();
+    fx.host.apparmor = true;
+    assert_eq!(process(&fx.spec()).apparmor_profile().as_deref(), Some(apparmor::DEFAULT_PROFILE));
+    fx.config.security.apparmor.kind = ProfileKind::Unconfined;
+    assert!(process(&fx.spec()).apparmor_profile().is_none());
+}
+
+#[test]
 fn apparmor_on_a_host_without_it() {
     let mut fx = Fx::new();
     fx.config.security.apparmor.kind = ProfileKind::RuntimeDefault;
+    assert!(process(&fx.spec()).apparmor_profile().is_none());
+    fx.config.security.apparmor = SecurityProfile { kind: ProfileKind::Localhost, localhost_ref: "k8s-nginx".into() };
     let err = fx.err();
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
     assert!(err.to_string().contains("AppArmor"), "{err}");
@@ -685,12 +697,17 @@ fn apparmor_on_a_host_without_it() {
 fn selinux_label() {
     let mut fx = Fx::new();
     fx.host.selinux = true;
+    fx.pod.selinux_level = Some("s0:c1,c2".into());
+    let s = fx.spec();
+    assert_eq!(process(&s).selinux_label().as_deref(), Some("system_u:system_r:container_t:s0:c1,c2"));
     fx.config.security.selinux = Some(SelinuxOptions { level: "s0:c4,c9".into(), ..Default::default() });
     let s = fx.spec();
     assert_eq!(process(&s).selinux_label().as_deref(), Some("system_u:system_r:container_t:s0:c4,c9"));
     assert_eq!(linux(&s).mount_label().as_deref(), Some("system_u:object_r:container_file_t:s0:c4,c9"));
+    // Without SELinux the options are ignored, as containerd does.
     fx.host.selinux = false;
-    assert_eq!(fx.err().kind(), ErrorKind::FailedPrecondition);
+    let s = fx.spec();
+    assert!(process(&s).selinux_label().is_none() && linux(&s).mount_label().is_none());
 }
 
 #[test]

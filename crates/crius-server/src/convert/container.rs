@@ -160,13 +160,13 @@ fn security_context(sc: cri::LinuxContainerSecurityContext) -> Result<SecurityCo
         readonly_paths: (!sc.readonly_paths.is_empty()).then_some(sc.readonly_paths),
         seccomp: security_profile("seccomp", sc.seccomp, &sc.seccomp_profile_path)?,
         apparmor: security_profile("apparmor", sc.apparmor, &sc.apparmor_profile)?,
-        selinux: sc.selinux_options.map(|o| SelinuxOptions {
-            user: o.user,
-            role: o.role,
-            r#type: o.r#type,
-            level: o.level,
-        }),
+        selinux: sc.selinux_options.map(selinux_options),
     })
+}
+
+/// A pod's or a container's SELinux options.
+pub fn selinux_options(o: cri::SeLinuxOption) -> SelinuxOptions {
+    SelinuxOptions { user: o.user, role: o.role, r#type: o.r#type, level: o.level }
 }
 
 /// A seccomp or AppArmor profile: the SecurityProfile message when given, else the deprecated

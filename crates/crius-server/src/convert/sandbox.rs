@@ -42,6 +42,7 @@ pub fn pod_config(config: Option<cri::PodSandboxConfig>, runtime_handler: String
         },
         runtime_handler,
         privileged: security.privileged,
+        selinux: security.selinux_options.map(super::container::selinux_options),
     })
 }
 
@@ -179,6 +180,11 @@ mod tests {
                         pid: cri::NamespaceMode::Container as i32,
                         ..Default::default()
                     }),
+                    selinux_options: Some(cri::SeLinuxOption {
+                        r#type: "spc_t".into(),
+                        level: "s0:c1,c2".into(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -198,6 +204,8 @@ mod tests {
         assert_eq!(c.cgroup_parent, "/kubepods/pod-u");
         assert_eq!(c.sysctls["net.ipv4.ip_forward"], "1");
         assert_eq!(c.runtime_handler, "runc");
+        let selinux = c.selinux.unwrap();
+        assert_eq!((selinux.r#type.as_str(), selinux.level.as_str()), ("spc_t", "s0:c1,c2"));
     }
 
     #[test]

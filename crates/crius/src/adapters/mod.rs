@@ -1,6 +1,7 @@
 //! The adapters the binary owns: files on disk for pod records and pod files, attach through
 //! the pod monitors.
 
+pub mod apparmor;
 pub mod atomic;
 pub mod attach;
 pub mod container_fs;

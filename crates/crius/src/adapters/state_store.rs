@@ -216,6 +216,7 @@ mod tests {
             timeline: Vec::new(),
             network: None,
             stopping: false,
+            selinux_level: None,
         }
     }
 
