@@ -5,6 +5,7 @@
 //! nothing leaked.
 
 use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -41,9 +42,24 @@ fn groups_image() -> crius_testkit::image_builder::ImageBuilder {
     ))
 }
 
-/// The image with `VOLUME /data`, with a file there to seed the volume with.
+/// The mtimes of the volume image's `/data` and `/data/seed`: long past, so a copy that sets
+/// none shows.
+const DATA_MTIME: i64 = 1_000_000_000;
+const SEED_MTIME: i64 = 1_100_000_000;
+
+/// The image with `VOLUME /data`, with a file there to seed the volume with; both have an old
+/// mtime and xattrs, which the volume's copy keeps.
 fn volume_image() -> crius_testkit::image_builder::ImageBuilder {
-    catalog::full_config().layer(Layer::new().file("data/seed", b"from the image\n", 0o644))
+    catalog::full_config().layer(
+        Layer::new()
+            .dir("data", 0o755)
+            .mtime("data", DATA_MTIME as u64)
+            .xattr("data", "user.crius.dir", b"data")
+            .file("data/seed", b"from the image\n", 0o644)
+            .mtime("data/seed", SEED_MTIME as u64)
+            .xattr("data/seed", "user.crius.origin", b"image")
+            .xattr("data/seed", "trusted.crius.origin", b"image, root only"),
+    )
 }
 
 fn is_root() -> bool {
@@ -270,6 +286,22 @@ impl T {
         }
     }
 
+    /// The container's stdout lines, once it has written at least `n`.
+    async fn wait_stdout(&self, id: &str, n: usize) -> Vec<String> {
+        let path = self.status(id).await.log_path;
+        let deadline = Instant::now() + EXIT_WAIT;
+        loop {
+            let lines = stdout_lines(&path);
+            if lines.len() >= n {
+                return lines;
+            }
+            if Instant::now() >= deadline {
+                panic!("container {id} wrote {lines:?}, not {n} lines, within {EXIT_WAIT:?}\n{}", self.td.log_tail(40));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     async fn wait_exited(&self, id: &str) -> cri::ContainerStatus {
         self.wait_state(id, ContainerState::ContainerExited, EXIT_WAIT).await
     }
@@ -453,12 +485,7 @@ async fn stop_signal_grace_period_and_sigkill() {
     let killed = t.run(&pod, cmd("killed", &img, &["sleep", "999"])).await;
     // The traps are set once "ready" is out.
     for id in [&trapper, &ignorer, &usr1] {
-        let path = t.status(id).await.log_path;
-        let deadline = Instant::now() + EXIT_WAIT;
-        while !stdout_lines(&path).contains(&"ready".to_string()) {
-            assert!(Instant::now() < deadline, "{id} never said ready");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        assert_eq!(t.wait_stdout(id, 1).await, ["ready"], "{id}");
     }
 
     let started = Instant::now();
@@ -560,18 +587,24 @@ async fn image_volume_is_writable_under_a_readonly_rootfs() {
     security(&mut c).readonly_rootfs = true;
     let id = t.run(&pod, c).await;
     let volume = t.td.root().join("containers").join(&id).join("volumes/0");
-    let deadline = Instant::now() + EXIT_WAIT;
-    let log = t.status(&id).await.log_path;
-    while stdout_lines(&log).len() < 4 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stdout_lines(&log), ["from the image", "volume-writable", "root-readonly", "work-readonly"]);
+    let out = t.wait_stdout(&id, 4).await;
+    assert_eq!(out, ["from the image", "volume-writable", "root-readonly", "work-readonly"]);
+    // The copy keeps the image's mtimes and xattrs (the file's atime changed: it was read).
+    let seed = volume.join("seed");
+    let xattr = |path: &Path, name: &str| xattr::get(path, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(std::fs::symlink_metadata(&seed).unwrap().mtime(), SEED_MTIME);
+    assert_eq!(xattr(&seed, "user.crius.origin").as_deref(), Some(&b"image"[..]));
+    assert_eq!(xattr(&seed, "trusted.crius.origin").as_deref(), Some(&b"image, root only"[..]));
+    assert_eq!(xattr(&volume, "user.crius.dir").as_deref(), Some(&b"data"[..]));
     assert_eq!(std::fs::read_to_string(volume.join("new")).unwrap(), "hi\n", "the volume is the container's own dir");
     assert!(t.status(&id).await.mounts.is_empty(), "ContainerStatus reports the CRI mounts only");
 
     // Another container gets a volume of its own, seeded afresh.
     let (st, out) = t.run_to_exit(&pod, sh("other", &img, "ls /data")).await;
     assert_eq!((st.exit_code, out), (0, vec!["seed".to_string()]));
+    // Listed, not written: it has the image directory's mtime.
+    let other = t.td.root().join("containers").join(&st.id).join("volumes/0");
+    assert_eq!(std::fs::symlink_metadata(&other).unwrap().mtime(), DATA_MTIME);
 
     // A CRI mount at the volume's path wins: no volume is made.
     let host_dir = t.td.base().join("volumes/data");
