@@ -1034,6 +1034,63 @@ async fn mount_propagation_from_the_host() {
     t.finish().await;
 }
 
+/// The other way: a mount a (privileged) container makes under a Bidirectional mount shows on
+/// the host, and outlives the container there (the host unmounts it, as a node's storage plugin
+/// would); one made under a HostToContainer mount stays in the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_propagation_to_the_host() {
+    use nix::mount::MsFlags;
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    // Mounting needs CAP_SYS_ADMIN, and the kubelet allows Bidirectional only to privileged
+    // containers.
+    let mut cfg = t.pod_cfg("propagation-back");
+    cfg.linux_mut().security_context.get_or_insert_with(Default::default).privileged = true;
+    let pod = t.run_pod(cfg).await;
+    let host_mounts = HostMounts::new(t.td.base().join("propagation-back"));
+    let shared = host_mounts.dir_with("shared", MsFlags::MS_SHARED);
+    let cases = [
+        ("bidirectional", cri::MountPropagation::PropagationBidirectional, true),
+        ("host-to-container", cri::MountPropagation::PropagationHostToContainer, false),
+    ];
+    for (name, propagation, propagates) in cases {
+        let sub = shared.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let script = format!(
+            "mount -t tmpfs -o size=1m crius-{name} /shared/{name} && echo {name} > /shared/{name}/marker && \
+             grep -c crius-{name} /proc/self/mounts; sleep 1000"
+        );
+        let mut c = sh(name, &img, &script);
+        security(&mut c).privileged = true;
+        c.mounts = vec![cri::Mount {
+            container_path: "/shared".into(),
+            host_path: shared.to_string_lossy().into_owned(),
+            propagation: propagation as i32,
+            ..Default::default()
+        }];
+        let id = t.run(&pod, c).await;
+        // Mounted in the container (once: a Bidirectional mount does not come back to it twice).
+        assert_eq!(t.wait_stdout(&id, 1).await, ["1"], "{name}");
+        let on_host = host::mount_at(&sub);
+        if propagates {
+            let m = on_host.unwrap_or_else(|| panic!("{name}: the container's mount is not on the host"));
+            assert_eq!((m.fstype.as_str(), m.source.as_str()), ("tmpfs", "crius-bidirectional"), "{m:?}");
+            assert_eq!(std::fs::read_to_string(sub.join("marker")).unwrap(), "bidirectional\n");
+        } else {
+            assert!(on_host.is_none(), "{name}: the container's mount reached the host: {on_host:?}");
+            assert!(!sub.join("marker").exists(), "{name}: the file went to the host directory");
+        }
+        t.stop(&id, 0).await.unwrap_or_else(|s| t.fail("StopContainer", &s));
+        assert_eq!(host::mount_at(&sub).is_some(), propagates, "{name}: after the container stopped");
+    }
+
+    drop(host_mounts);
+    let left = host::mounts_under(&t.td.base().join("propagation-back"));
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    t.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_and_private_pid_namespaces() {
     needs_root!();
