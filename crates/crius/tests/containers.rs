@@ -1406,6 +1406,144 @@ async fn reopen_container_log_loses_no_line() {
     t.finish().await;
 }
 
+/// Lines the burst container writes: line `i` of [`burst_line`] for i in 1..=BURST_LINES.
+const BURST_LINES: u64 = 300_000;
+/// What the burst's lines are filled with, cycled (a piece lost or doubled shows).
+const BURST_FILLER: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+/// Split size of the monitor's CRI log lines.
+const SPLIT: usize = crius_monitor::crilog::MAX_LINE;
+
+/// The content of line `i` and whether it goes to stderr: `<i>:` then filler, 0 to 60 bytes of
+/// it, and every 1000th line longer than the split size (or exactly it, or one more).
+fn burst_line(i: u64) -> (bool, String) {
+    let prefix = format!("{i}:");
+    let len = if i.is_multiple_of(1000) {
+        [SPLIT, SPLIT + 1, 2 * SPLIT + 5, 3 * SPLIT][(i / 1000 % 4) as usize] - prefix.len()
+    } else {
+        (i * 7 % 61) as usize
+    };
+    (i % 10 == 3, prefix + &BURST_FILLER.chars().cycle().take(len).collect::<String>())
+}
+
+/// The same lines, written by busybox awk as fast as it can (its output fully buffered, so
+/// lines reach the monitor cut anywhere).
+fn burst_program() -> String {
+    format!(
+        "BEGIN {{ M = {SPLIT}; f = \"{BURST_FILLER}\"; while (length(f) < 3 * M) f = f f; \
+         for (i = 1; i <= {BURST_LINES}; i++) {{ p = i \":\"; \
+           if (i % 1000 == 0) {{ k = int(i / 1000) % 4; \
+             L = (k == 0 ? M : (k == 1 ? M + 1 : (k == 2 ? 2 * M + 5 : 3 * M))) - length(p) }} \
+           else L = (i * 7) % 61; \
+           s = p substr(f, 1, L); \
+           if (i % 10 == 3) print s > \"/dev/stderr\"; else print s }} }}"
+    )
+}
+
+/// The lines of each stream, P pieces joined to the F that ends them, after checking that a P
+/// piece is never longer than the split size; and how many P pieces there were.
+fn reassemble(lines: &[LogLine]) -> (HashMap<String, Vec<String>>, usize) {
+    let mut whole: HashMap<String, Vec<String>> = HashMap::new();
+    let mut pending: HashMap<String, String> = HashMap::new();
+    let mut pieces = 0;
+    for l in lines {
+        assert!(l.content.len() <= SPLIT, "a log line longer than the split size: {} bytes", l.content.len());
+        let open = pending.entry(l.stream.clone()).or_default();
+        open.push_str(&l.content);
+        if l.partial {
+            pieces += 1;
+        } else {
+            whole.entry(l.stream.clone()).or_default().push(std::mem::take(open));
+        }
+    }
+    for (stream, left) in pending {
+        assert!(left.is_empty(), "{stream} ends with P pieces and no F: {} bytes", left.len());
+    }
+    (whole, pieces)
+}
+
+/// kubelet's rotation (rename the log, then ReopenContainerLog), over and over, while a
+/// container writes a few hundred thousand lines to stdout and stderr as fast as it can, some
+/// longer than the split size: every line is in exactly one file, once, in order, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_container_log_under_a_burst_loses_no_line() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("burst")).await;
+    let program = burst_program();
+    let started = Instant::now();
+    let id = t.run(&pod, cmd("burst", &img, &["/bin/busybox", "awk", &program])).await;
+    let log = PathBuf::from(t.status(&id).await.log_path);
+    let mut rotated = Vec::new();
+    let deadline = Instant::now() + EXIT_WAIT;
+    let exited = loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let st = t.status(&id).await;
+        if st.state == ContainerState::ContainerExited as i32 {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the burst did not end within {EXIT_WAIT:?}: {st:?}");
+        let to = log.with_extension(format!("log.{:04}", rotated.len()));
+        std::fs::rename(&log, &to).unwrap_or_else(|e| panic!("renaming {} to {}: {e}", log.display(), to.display()));
+        rotated.push(to);
+        let req = cri::ReopenContainerLogRequest { container_id: id.clone() };
+        match t.rt().reopen_container_log(req).await {
+            Ok(_) => {}
+            // It exited between the status and the reopen: its last lines are in the renamed file.
+            Err(s) if s.code() == Code::FailedPrecondition => {}
+            Err(s) => t.fail("ReopenContainerLog", &s),
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(exited.exit_code, 0, "{exited:?}");
+
+    // The rotated files in order, then the current one (none if the last reopen came too late).
+    let mut files = rotated.clone();
+    if log.exists() {
+        files.push(log.clone());
+    }
+    let mut lines = Vec::new();
+    let mut with_lines = 0;
+    for f in &files {
+        let part = read_log(&f.to_string_lossy());
+        with_lines += usize::from(!part.is_empty());
+        lines.extend(part);
+    }
+    let (whole, pieces) = reassemble(&lines);
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    let mut expected_pieces = 0;
+    for i in 1..=BURST_LINES {
+        let (stderr, line) = burst_line(i);
+        expected_pieces += line.len().div_ceil(SPLIT).max(1) - 1;
+        expected.entry(if stderr { "stderr" } else { "stdout" }.to_string()).or_default().push(line);
+    }
+    for stream in ["stdout", "stderr"] {
+        let (got, want) = (&whole[stream], &expected[stream]);
+        if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+            let cut = |s: &str| s.chars().take(40).collect::<String>();
+            panic!(
+                "{stream}: line {i} of {} is {:?}.. ({} bytes), expected {:?}.. ({} bytes)",
+                want.len(),
+                cut(&got[i]),
+                got[i].len(),
+                cut(&want[i]),
+                want[i].len()
+            );
+        }
+        assert_eq!(got.len(), want.len(), "{stream}: as many lines as written");
+    }
+    assert_eq!(pieces, expected_pieces, "P pieces: one per split of a long line");
+    eprintln!(
+        "{BURST_LINES} lines ({} log lines, {pieces} of them P) in {} files ({with_lines} with lines), \
+         {} rotations, in {took:?}",
+        lines.len(),
+        files.len(),
+        rotated.len()
+    );
+    assert!(with_lines >= 5, "rotations while the container wrote: only {with_lines} files have lines");
+    t.finish().await;
+}
+
 /// The next event of the stream for one of `ids` (others are skipped), within `timeout`.
 async fn next_event(
     stream: &mut crius_testkit::tonic::Streaming<cri::ContainerEventResponse>,
