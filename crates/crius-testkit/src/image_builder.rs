@@ -85,10 +85,34 @@ enum Entry {
     },
 }
 
+impl Entry {
+    /// The path of an entry that has one (raw entries are written as they are).
+    fn path(&self) -> Option<&str> {
+        match self {
+            Entry::Dir { path, .. }
+            | Entry::File { path, .. }
+            | Entry::Symlink { path, .. }
+            | Entry::Hardlink { path, .. }
+            | Entry::CharDev { path, .. } => Some(path),
+            Entry::RawName { .. } | Entry::RawLink { .. } => None,
+        }
+    }
+}
+
 /// A layer, as a list of entries in tar order.
 #[derive(Debug, Clone, Default)]
 pub struct Layer {
     entries: Vec<Entry>,
+    /// What some entries have beyond the defaults, by path.
+    extras: BTreeMap<String, Extra>,
+}
+
+/// An entry's mtime other than the fixed default, and its xattrs (as PAX `SCHILY.xattr.*`
+/// records, the way Docker and BuildKit write them).
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    mtime: Option<u64>,
+    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 impl Layer {
@@ -184,6 +208,19 @@ impl Layer {
         self
     }
 
+    /// Gives the entry at `path` (of any kind, added before or after) this mtime instead of
+    /// the fixed default.
+    pub fn mtime(mut self, path: &str, mtime: u64) -> Self {
+        self.extras.entry(path.into()).or_default().mtime = Some(mtime);
+        self
+    }
+
+    /// Gives the entry at `path` (of any kind, added before or after) the xattr `name`.
+    pub fn xattr(mut self, path: &str, name: &str, value: &[u8]) -> Self {
+        self.extras.entry(path.into()).or_default().xattrs.push((name.into(), value.to_vec()));
+        self
+    }
+
     /// The uncompressed tar.
     pub fn tar(&self) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -212,6 +249,20 @@ impl Layer {
             b.append(&h, &[][..]).expect("appending to an in-memory tar");
         };
         for e in &self.entries {
+            let extra = e.path().and_then(|p| self.extras.get(p));
+            if let Some(extra) = extra.filter(|x| !x.xattrs.is_empty()) {
+                let records: Vec<(String, &[u8])> =
+                    extra.xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), &v[..])).collect();
+                b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                    .expect("appending to an in-memory tar");
+            }
+            let header = |kind: tar::EntryType, mode: u32| {
+                let mut h = header(kind, mode);
+                if let Some(mtime) = extra.and_then(|x| x.mtime) {
+                    h.set_mtime(mtime);
+                }
+                h
+            };
             let r = match e {
                 Entry::Dir { path, mode } => {
                     b.append_data(&mut header(tar::EntryType::Directory, *mode), path, &[][..])
@@ -665,6 +716,46 @@ mod tests {
         assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), a.layers.len());
         assert_eq!(a.layers[0].media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
         assert_eq!(&a.layers[0].data[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+    }
+
+    #[test]
+    fn entries_can_have_an_mtime_and_xattrs() {
+        let tar = Layer::new()
+            .dir("data", 0o755)
+            .mtime("data", 1_000)
+            .file("data/seed", b"x", 0o644)
+            .xattr("data/seed", "user.a", b"1")
+            .xattr("data/seed", "trusted.b", b"2")
+            .mtime("data/seed", 2_000)
+            .file("other", b"", 0o644)
+            .tar();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+            let mut xattrs = Vec::new();
+            if let Some(exts) = entry.pax_extensions().unwrap() {
+                for ext in exts {
+                    let ext = ext.unwrap();
+                    xattrs.push(format!("{}={}", ext.key().unwrap(), ext.value().unwrap()));
+                }
+            }
+            seen.push((path, entry.header().mtime().unwrap(), xattrs));
+        }
+        let none = Vec::<String>::new;
+        assert_eq!(
+            seen,
+            [
+                ("data".to_string(), 1_000, none()),
+                (
+                    "data/seed".to_string(),
+                    2_000,
+                    vec!["SCHILY.xattr.user.a=1".to_string(), "SCHILY.xattr.trusted.b=2".to_string()]
+                ),
+                ("other".to_string(), 1_700_000_000, none()),
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! nothing leaked.
 
 use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -41,9 +42,24 @@ fn groups_image() -> crius_testkit::image_builder::ImageBuilder {
     ))
 }
 
-/// The image with `VOLUME /data`, with a file there to seed the volume with.
+/// The mtimes of the volume image's `/data` and `/data/seed`: long past, so a copy that sets
+/// none shows.
+const DATA_MTIME: i64 = 1_000_000_000;
+const SEED_MTIME: i64 = 1_100_000_000;
+
+/// The image with `VOLUME /data`, with a file there to seed the volume with; both have an old
+/// mtime and xattrs, which the volume's copy keeps.
 fn volume_image() -> crius_testkit::image_builder::ImageBuilder {
-    catalog::full_config().layer(Layer::new().file("data/seed", b"from the image\n", 0o644))
+    catalog::full_config().layer(
+        Layer::new()
+            .dir("data", 0o755)
+            .mtime("data", DATA_MTIME as u64)
+            .xattr("data", "user.crius.dir", b"data")
+            .file("data/seed", b"from the image\n", 0o644)
+            .mtime("data/seed", SEED_MTIME as u64)
+            .xattr("data/seed", "user.crius.origin", b"image")
+            .xattr("data/seed", "trusted.crius.origin", b"image, root only"),
+    )
 }
 
 fn is_root() -> bool {
@@ -270,6 +286,22 @@ impl T {
         }
     }
 
+    /// The container's stdout lines, once it has written at least `n`.
+    async fn wait_stdout(&self, id: &str, n: usize) -> Vec<String> {
+        let path = self.status(id).await.log_path;
+        let deadline = Instant::now() + EXIT_WAIT;
+        loop {
+            let lines = stdout_lines(&path);
+            if lines.len() >= n {
+                return lines;
+            }
+            if Instant::now() >= deadline {
+                panic!("container {id} wrote {lines:?}, not {n} lines, within {EXIT_WAIT:?}\n{}", self.td.log_tail(40));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     async fn wait_exited(&self, id: &str) -> cri::ContainerStatus {
         self.wait_state(id, ContainerState::ContainerExited, EXIT_WAIT).await
     }
@@ -453,12 +485,7 @@ async fn stop_signal_grace_period_and_sigkill() {
     let killed = t.run(&pod, cmd("killed", &img, &["sleep", "999"])).await;
     // The traps are set once "ready" is out.
     for id in [&trapper, &ignorer, &usr1] {
-        let path = t.status(id).await.log_path;
-        let deadline = Instant::now() + EXIT_WAIT;
-        while !stdout_lines(&path).contains(&"ready".to_string()) {
-            assert!(Instant::now() < deadline, "{id} never said ready");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        assert_eq!(t.wait_stdout(id, 1).await, ["ready"], "{id}");
     }
 
     let started = Instant::now();
@@ -560,18 +587,24 @@ async fn image_volume_is_writable_under_a_readonly_rootfs() {
     security(&mut c).readonly_rootfs = true;
     let id = t.run(&pod, c).await;
     let volume = t.td.root().join("containers").join(&id).join("volumes/0");
-    let deadline = Instant::now() + EXIT_WAIT;
-    let log = t.status(&id).await.log_path;
-    while stdout_lines(&log).len() < 4 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stdout_lines(&log), ["from the image", "volume-writable", "root-readonly", "work-readonly"]);
+    let out = t.wait_stdout(&id, 4).await;
+    assert_eq!(out, ["from the image", "volume-writable", "root-readonly", "work-readonly"]);
+    // The copy keeps the image's mtimes and xattrs (the file's atime changed: it was read).
+    let seed = volume.join("seed");
+    let xattr = |path: &Path, name: &str| xattr::get(path, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(std::fs::symlink_metadata(&seed).unwrap().mtime(), SEED_MTIME);
+    assert_eq!(xattr(&seed, "user.crius.origin").as_deref(), Some(&b"image"[..]));
+    assert_eq!(xattr(&seed, "trusted.crius.origin").as_deref(), Some(&b"image, root only"[..]));
+    assert_eq!(xattr(&volume, "user.crius.dir").as_deref(), Some(&b"data"[..]));
     assert_eq!(std::fs::read_to_string(volume.join("new")).unwrap(), "hi\n", "the volume is the container's own dir");
     assert!(t.status(&id).await.mounts.is_empty(), "ContainerStatus reports the CRI mounts only");
 
     // Another container gets a volume of its own, seeded afresh.
     let (st, out) = t.run_to_exit(&pod, sh("other", &img, "ls /data")).await;
     assert_eq!((st.exit_code, out), (0, vec!["seed".to_string()]));
+    // Listed, not written: it has the image directory's mtime.
+    let other = t.td.root().join("containers").join(&st.id).join("volumes/0");
+    assert_eq!(std::fs::symlink_metadata(&other).unwrap().mtime(), DATA_MTIME);
 
     // A CRI mount at the volume's path wins: no volume is made.
     let host_dir = t.td.base().join("volumes/data");
@@ -1001,6 +1034,63 @@ async fn mount_propagation_from_the_host() {
     t.finish().await;
 }
 
+/// The other way: a mount a (privileged) container makes under a Bidirectional mount shows on
+/// the host, and outlives the container there (the host unmounts it, as a node's storage plugin
+/// would); one made under a HostToContainer mount stays in the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_propagation_to_the_host() {
+    use nix::mount::MsFlags;
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    // Mounting needs CAP_SYS_ADMIN, and the kubelet allows Bidirectional only to privileged
+    // containers.
+    let mut cfg = t.pod_cfg("propagation-back");
+    cfg.linux_mut().security_context.get_or_insert_with(Default::default).privileged = true;
+    let pod = t.run_pod(cfg).await;
+    let host_mounts = HostMounts::new(t.td.base().join("propagation-back"));
+    let shared = host_mounts.dir_with("shared", MsFlags::MS_SHARED);
+    let cases = [
+        ("bidirectional", cri::MountPropagation::PropagationBidirectional, true),
+        ("host-to-container", cri::MountPropagation::PropagationHostToContainer, false),
+    ];
+    for (name, propagation, propagates) in cases {
+        let sub = shared.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let script = format!(
+            "mount -t tmpfs -o size=1m crius-{name} /shared/{name} && echo {name} > /shared/{name}/marker && \
+             grep -c crius-{name} /proc/self/mounts; sleep 1000"
+        );
+        let mut c = sh(name, &img, &script);
+        security(&mut c).privileged = true;
+        c.mounts = vec![cri::Mount {
+            container_path: "/shared".into(),
+            host_path: shared.to_string_lossy().into_owned(),
+            propagation: propagation as i32,
+            ..Default::default()
+        }];
+        let id = t.run(&pod, c).await;
+        // Mounted in the container (once: a Bidirectional mount does not come back to it twice).
+        assert_eq!(t.wait_stdout(&id, 1).await, ["1"], "{name}");
+        let on_host = host::mount_at(&sub);
+        if propagates {
+            let m = on_host.unwrap_or_else(|| panic!("{name}: the container's mount is not on the host"));
+            assert_eq!((m.fstype.as_str(), m.source.as_str()), ("tmpfs", "crius-bidirectional"), "{m:?}");
+            assert_eq!(std::fs::read_to_string(sub.join("marker")).unwrap(), "bidirectional\n");
+        } else {
+            assert!(on_host.is_none(), "{name}: the container's mount reached the host: {on_host:?}");
+            assert!(!sub.join("marker").exists(), "{name}: the file went to the host directory");
+        }
+        t.stop(&id, 0).await.unwrap_or_else(|s| t.fail("StopContainer", &s));
+        assert_eq!(host::mount_at(&sub).is_some(), propagates, "{name}: after the container stopped");
+    }
+
+    drop(host_mounts);
+    let left = host::mounts_under(&t.td.base().join("propagation-back"));
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    t.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_and_private_pid_namespaces() {
     needs_root!();
@@ -1313,6 +1403,144 @@ async fn reopen_container_log_loses_no_line() {
     let err =
         t.rt().reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    t.finish().await;
+}
+
+/// Lines the burst container writes: line `i` of [`burst_line`] for i in 1..=BURST_LINES.
+const BURST_LINES: u64 = 300_000;
+/// What the burst's lines are filled with, cycled (a piece lost or doubled shows).
+const BURST_FILLER: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+/// Split size of the monitor's CRI log lines.
+const SPLIT: usize = crius_monitor::crilog::MAX_LINE;
+
+/// The content of line `i` and whether it goes to stderr: `<i>:` then filler, 0 to 60 bytes of
+/// it, and every 1000th line longer than the split size (or exactly it, or one more).
+fn burst_line(i: u64) -> (bool, String) {
+    let prefix = format!("{i}:");
+    let len = if i.is_multiple_of(1000) {
+        [SPLIT, SPLIT + 1, 2 * SPLIT + 5, 3 * SPLIT][(i / 1000 % 4) as usize] - prefix.len()
+    } else {
+        (i * 7 % 61) as usize
+    };
+    (i % 10 == 3, prefix + &BURST_FILLER.chars().cycle().take(len).collect::<String>())
+}
+
+/// The same lines, written by busybox awk as fast as it can (its output fully buffered, so
+/// lines reach the monitor cut anywhere).
+fn burst_program() -> String {
+    format!(
+        "BEGIN {{ M = {SPLIT}; f = \"{BURST_FILLER}\"; while (length(f) < 3 * M) f = f f; \
+         for (i = 1; i <= {BURST_LINES}; i++) {{ p = i \":\"; \
+           if (i % 1000 == 0) {{ k = int(i / 1000) % 4; \
+             L = (k == 0 ? M : (k == 1 ? M + 1 : (k == 2 ? 2 * M + 5 : 3 * M))) - length(p) }} \
+           else L = (i * 7) % 61; \
+           s = p substr(f, 1, L); \
+           if (i % 10 == 3) print s > \"/dev/stderr\"; else print s }} }}"
+    )
+}
+
+/// The lines of each stream, P pieces joined to the F that ends them, after checking that a P
+/// piece is never longer than the split size; and how many P pieces there were.
+fn reassemble(lines: &[LogLine]) -> (HashMap<String, Vec<String>>, usize) {
+    let mut whole: HashMap<String, Vec<String>> = HashMap::new();
+    let mut pending: HashMap<String, String> = HashMap::new();
+    let mut pieces = 0;
+    for l in lines {
+        assert!(l.content.len() <= SPLIT, "a log line longer than the split size: {} bytes", l.content.len());
+        let open = pending.entry(l.stream.clone()).or_default();
+        open.push_str(&l.content);
+        if l.partial {
+            pieces += 1;
+        } else {
+            whole.entry(l.stream.clone()).or_default().push(std::mem::take(open));
+        }
+    }
+    for (stream, left) in pending {
+        assert!(left.is_empty(), "{stream} ends with P pieces and no F: {} bytes", left.len());
+    }
+    (whole, pieces)
+}
+
+/// kubelet's rotation (rename the log, then ReopenContainerLog), over and over, while a
+/// container writes a few hundred thousand lines to stdout and stderr as fast as it can, some
+/// longer than the split size: every line is in exactly one file, once, in order, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_container_log_under_a_burst_loses_no_line() {
+    needs_root!();
+    let t = T::start().await;
+    let img = t.pull("busybox").await;
+    let pod = t.run_pod(t.pod_cfg("burst")).await;
+    let program = burst_program();
+    let started = Instant::now();
+    let id = t.run(&pod, cmd("burst", &img, &["/bin/busybox", "awk", &program])).await;
+    let log = PathBuf::from(t.status(&id).await.log_path);
+    let mut rotated = Vec::new();
+    let deadline = Instant::now() + EXIT_WAIT;
+    let exited = loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let st = t.status(&id).await;
+        if st.state == ContainerState::ContainerExited as i32 {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the burst did not end within {EXIT_WAIT:?}: {st:?}");
+        let to = log.with_extension(format!("log.{:04}", rotated.len()));
+        std::fs::rename(&log, &to).unwrap_or_else(|e| panic!("renaming {} to {}: {e}", log.display(), to.display()));
+        rotated.push(to);
+        let req = cri::ReopenContainerLogRequest { container_id: id.clone() };
+        match t.rt().reopen_container_log(req).await {
+            Ok(_) => {}
+            // It exited between the status and the reopen: its last lines are in the renamed file.
+            Err(s) if s.code() == Code::FailedPrecondition => {}
+            Err(s) => t.fail("ReopenContainerLog", &s),
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(exited.exit_code, 0, "{exited:?}");
+
+    // The rotated files in order, then the current one (none if the last reopen came too late).
+    let mut files = rotated.clone();
+    if log.exists() {
+        files.push(log.clone());
+    }
+    let mut lines = Vec::new();
+    let mut with_lines = 0;
+    for f in &files {
+        let part = read_log(&f.to_string_lossy());
+        with_lines += usize::from(!part.is_empty());
+        lines.extend(part);
+    }
+    let (whole, pieces) = reassemble(&lines);
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    let mut expected_pieces = 0;
+    for i in 1..=BURST_LINES {
+        let (stderr, line) = burst_line(i);
+        expected_pieces += line.len().div_ceil(SPLIT).max(1) - 1;
+        expected.entry(if stderr { "stderr" } else { "stdout" }.to_string()).or_default().push(line);
+    }
+    for stream in ["stdout", "stderr"] {
+        let (got, want) = (&whole[stream], &expected[stream]);
+        if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+            let cut = |s: &str| s.chars().take(40).collect::<String>();
+            panic!(
+                "{stream}: line {i} of {} is {:?}.. ({} bytes), expected {:?}.. ({} bytes)",
+                want.len(),
+                cut(&got[i]),
+                got[i].len(),
+                cut(&want[i]),
+                want[i].len()
+            );
+        }
+        assert_eq!(got.len(), want.len(), "{stream}: as many lines as written");
+    }
+    assert_eq!(pieces, expected_pieces, "P pieces: one per split of a long line");
+    eprintln!(
+        "{BURST_LINES} lines ({} log lines, {pieces} of them P) in {} files ({with_lines} with lines), \
+         {} rotations, in {took:?}",
+        lines.len(),
+        files.len(),
+        rotated.len()
+    );
+    assert!(with_lines >= 5, "rotations while the container wrote: only {with_lines} files have lines");
     t.finish().await;
 }
 

@@ -25,16 +25,28 @@ impl ContainerService {
     }
 
     pub fn reopen_log(&self, id: &str) -> Result<()> {
-        let record = self.find(id)?.snapshot();
+        let entry = self.find(id)?;
+        let record = entry.snapshot();
+        let not_running =
+            || Error::precondition(format!("container {} is not running: there is no log to reopen", record.id));
         if record.state != ContainerState::Running {
-            return Err(Error::precondition(format!(
-                "container {} is not running: there is no log to reopen",
-                record.id
-            )));
+            return Err(not_running());
         }
         if record.log_path.is_none() {
             return Err(Error::precondition(format!("container {} has no log file", record.id)));
         }
-        self.ports.monitor.reopen_log(&record.pod_id, &record.id)
+        match self.ports.monitor.reopen_log(&record.pod_id, &record.id) {
+            Ok(()) => Ok(()),
+            // It exited after the check, before the exit watcher told us: the monitor has
+            // recorded the exit (before it forgot the container, so before refusing), and the
+            // caller gets what it would have got a moment later.
+            Err(e) => match self.ports.exits.read(&record.id)? {
+                Some(exit) => {
+                    self.apply_exit(&entry, exit)?;
+                    Err(not_running())
+                }
+                None => Err(e),
+            },
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::model::{ContainerConfig, ContainerMetadata, ContainerState, Mount};
 use super::{ContainerEventKind, ContainerFilter, ContainerOptions, ContainerService};
 use crate::ErrorKind;
 use crate::image::ImageConfigInfo;
-use crate::ports::container::{ExecOutput, Resources, RuntimeHandler};
+use crate::ports::container::{ContainerExit, ExecOutput, Resources, RuntimeHandler};
 use crate::ports::fake::Fakes;
 use crate::ports::fake_container::ContainerFakes;
 use crate::sandbox::model::{PodConfig, PodMetadata};
@@ -403,6 +403,26 @@ fn exec_sync_and_reopen_need_a_running_container() {
     assert_eq!((out.exit_code, out.stdout.as_slice()), (2, &b"hi\n"[..]));
     assert_eq!(e.svc.exec_sync(&id, &[], 1).unwrap_err().kind(), ErrorKind::InvalidArgument);
     e.svc.reopen_log(&id).unwrap();
+}
+
+#[test]
+fn reopen_of_a_container_that_has_just_exited_is_a_precondition_failure() {
+    let e = env();
+    let id = e.svc.create(&e.pod_id, config("a")).unwrap();
+    e.svc.start(&id).unwrap();
+    // The monitor fails the reopen for another reason: its error, as it is.
+    e.fakes.fail_once("reopen_log");
+    assert_eq!(e.svc.reopen_log(&id).unwrap_err().kind(), ErrorKind::Internal);
+    // It exited and its monitor wrote the record, but the watcher has not delivered it yet: the
+    // monitor, which has forgotten the container, refuses the reopen.
+    let exit = ContainerExit { container_id: id.clone(), exit_code: 3, finished_at_ns: 1, ..Default::default() };
+    e.fakes.world().exits.insert(id.clone(), exit);
+    e.fakes.fail_once("reopen_log");
+    let err = e.svc.reopen_log(&id).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    assert!(err.to_string().contains("not running"), "{err}");
+    let st = e.svc.status(&id).unwrap();
+    assert_eq!((st.state(), st.record.exit.map(|x| x.exit_code)), (ContainerState::Exited, Some(3)));
 }
 
 #[test]
