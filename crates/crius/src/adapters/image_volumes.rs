@@ -1,11 +1,12 @@
 //! The image's VOLUMEs: each gets a directory of the container's own, seeded with what the image
 //! has at that path (containerd's `WithVolumes` copy), which the spec binds writable there.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::AT_FDCWD;
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags, mknod, utimensat};
@@ -42,9 +43,15 @@ const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 /// containerd's copy (continuity's `CopyDir`) keeps: owner and mode (so the image's user can
 /// still write to its volume), extended attributes (`user.*`, `trusted.*`, `security.*` such as
 /// file capabilities, where the filesystem takes them) and access and modification times to the
-/// nanosecond; `dst` takes those of `src`. Symlinks are copied as links, never followed; hard
-/// links become copies; sockets are skipped (nothing listens on a copy).
+/// nanosecond; `dst` takes those of `src`. Symlinks are copied as links, never followed; files
+/// hard-linked together stay linked together in the copy; sockets are skipped (nothing listens
+/// on a copy).
 pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    copy_dir(src, dst, &mut HashMap::new())
+}
+
+/// `copied` maps the (device, inode) of each multiply-linked file copied so far to its copy.
+fn copy_dir(src: &Path, dst: &Path, copied: &mut HashMap<(u64, u64), PathBuf>) -> io::Result<()> {
     // Before the listing, which may update the directory's atime.
     let meta = fs::symlink_metadata(src)?;
     for entry in fs::read_dir(src)? {
@@ -55,8 +62,17 @@ pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
         let ft = meta.file_type();
         if ft.is_dir() {
             make_dir(&to)?;
-            copy_tree(&from, &to)?;
+            copy_dir(&from, &to, copied)?;
             continue;
+        }
+        let inode = (meta.dev(), meta.ino());
+        if !ft.is_symlink() && meta.nlink() > 1 {
+            if let Some(first) = copied.get(&inode) {
+                // The first copy already has the inode's content and attributes.
+                fs::hard_link(first, &to)?;
+                continue;
+            }
+            copied.insert(inode, to.clone());
         }
         if ft.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
@@ -170,6 +186,24 @@ mod tests {
     fn times(path: &Path) -> ((i64, i64), (i64, i64)) {
         let m = fs::symlink_metadata(path).unwrap();
         ((m.atime(), m.atime_nsec()), (m.mtime(), m.mtime_nsec()))
+    }
+
+    #[test]
+    fn hard_links_stay_linked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+        fs::create_dir_all(src.join("a")).unwrap();
+        fs::write(src.join("a/one"), b"shared").unwrap();
+        fs::hard_link(src.join("a/one"), src.join("two")).unwrap();
+        fs::write(src.join("alone"), b"single").unwrap();
+        make_dir(&dst).unwrap();
+        copy_tree(&src, &dst).unwrap();
+        let (one, two) = (fs::metadata(dst.join("a/one")).unwrap(), fs::metadata(dst.join("two")).unwrap());
+        assert_eq!(one.ino(), two.ino(), "the two names are one file in the copy too");
+        assert_eq!(one.nlink(), 2);
+        assert_ne!(one.ino(), fs::metadata(src.join("two")).unwrap().ino(), "a copy, not a link to the image");
+        assert_eq!(fs::read(dst.join("two")).unwrap(), b"shared");
+        assert_eq!(fs::metadata(dst.join("alone")).unwrap().nlink(), 1);
     }
 
     #[test]
