@@ -292,34 +292,46 @@ async fn attach_refuses_what_the_container_cannot_give() {
     // A client that attaches and leaves: the container runs on, and its monitor keeps no
     // descriptor of the session.
     let monitor = td.pod_info(&pod).await.expect("info").monitor_pid.expect("a monitor");
-    let fds = || std::fs::read_dir(format!("/proc/{monitor}/fd")).map(|d| d.count()).unwrap_or(0);
-    let before = fds();
+    // Sockets by inode, not a count of descriptors: the monitor opens and closes others (the
+    // daemon's status calls) meanwhile.
+    let sockets = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(format!("/proc/{monitor}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .filter(|t| t.starts_with("socket:"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = sockets();
     let url = td.runtime().attach(ask(false, false, true, true)).await.expect("attach").into_inner().url;
     let session = client::spdy_connect(&url, &[V4]).await.expect("connect");
     let s = session
         .remote_command(StreamOptions { tty: false, stdin: false, stdout: true, stderr: true })
         .await
         .expect("streams");
-    let mut attached = false;
-    for _ in 0..100 {
-        attached = fds() > before;
-        if attached {
+    let mut session_sockets = std::collections::BTreeSet::new();
+    for _ in 0..250 {
+        session_sockets = sockets().difference(&before).cloned().collect();
+        if !session_sockets.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(attached, "the monitor holds the attach connection while the session lasts");
+    assert!(!session_sockets.is_empty(), "the monitor holds the attach connection while the session lasts");
     drop(s);
     drop(session);
-    let mut after = fds();
-    for _ in 0..100 {
-        if after == before {
+    let mut kept = session_sockets.clone();
+    for _ in 0..250 {
+        kept = sockets().intersection(&session_sockets).cloned().collect();
+        if kept.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        after = fds();
     }
-    assert_eq!(after, before, "the monitor let go of the attach connection");
+    assert!(kept.is_empty(), "the monitor let go of the attach connection: it still holds {kept:?}");
     assert_eq!(status_of(&td, &id).await.state, cri::ContainerState::ContainerRunning as i32);
     td.remove_pod(&pod).await.expect("remove");
     td.assert_no_leaks().await;
