@@ -111,13 +111,32 @@ fn status_of(code: &OciErrorCode) -> u16 {
 
 #[cfg(test)]
 mod tests {
+    use crius_core::ErrorKind;
+
     use super::*;
+    use crate::config::PullConfig;
+    use crate::registry::auth::Credentials;
+    use crate::registry::{Endpoint, Settings};
+
+    const SHOWN: &str = "r.example:5000/team/app:v1";
+
+    fn client(credentials: Credentials) -> RegistryClient {
+        let settings = Settings::new(&PullConfig::default()).unwrap();
+        let host = "r.example:5000".to_string();
+        let endpoint = Endpoint { host: host.clone(), api_host: host, scheme: "https", mirror: false, credentials };
+        RegistryClient::new(&settings, endpoint, "team/app", SHOWN).unwrap()
+    }
+
+    fn envelope(code: &str) -> oci_client::errors::OciEnvelope {
+        serde_json::from_str(&format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#)).unwrap()
+    }
+
+    fn registry_error(code: &str) -> OciDistributionError {
+        OciDistributionError::RegistryError { envelope: envelope(code), url: "u".into() }
+    }
 
     #[test]
     fn error_codes_map_to_the_spec_statuses() {
-        let envelope = |code: &str| -> oci_client::errors::OciEnvelope {
-            serde_json::from_str(&format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#)).unwrap()
-        };
         for (code, status) in [
             ("MANIFEST_UNKNOWN", 404),
             ("BLOB_UNKNOWN", 404),
@@ -129,5 +148,67 @@ mod tests {
         ] {
             assert_eq!(status_of(&envelope(code).errors[0].code), status, "{code}");
         }
+    }
+
+    #[test]
+    fn registry_answers_name_the_registry_the_reference_and_the_status() {
+        let anonymous = client(Credentials::None);
+        let e = anonymous.fault(OciDistributionError::UnauthorizedError { url: "u".into() }, "manifest v1");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "registry r.example:5000 refused the credentials for {SHOWN} (HTTP 401) (no credentials were given)"
+            )
+        );
+        let e = anonymous.fault(registry_error("MANIFEST_UNKNOWN"), "manifest v1");
+        assert_eq!(e.to_string(), format!("registry r.example:5000 has no manifest for {SHOWN} (HTTP 404)"));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = anonymous.fault(registry_error("BLOB_UNKNOWN"), "layer sha256:ab");
+        assert!(matches!(e, ImageError::NotFound { what: "blob", .. }), "{e}");
+        let e = anonymous.fault(
+            OciDistributionError::ServerError { code: 404, url: "u".into(), message: "nope".into() },
+            "blob sha256:ab",
+        );
+        assert!(matches!(e, ImageError::NotFound { what: "blob", .. }), "{e}");
+
+        let basic = client(Credentials::Basic { username: "u".into(), password: "p".into() });
+        let e = basic.fault(registry_error("DENIED"), "manifest v1");
+        assert!(matches!(e, ImageError::Unauthorized { status: 403, hint: "", .. }), "{e}");
+        let e = basic.fault(OciDistributionError::AuthenticationFailure("bad".into()), "token");
+        assert!(matches!(e, ImageError::Unauthorized { status: 401, .. }), "{e}");
+        assert!(e.to_string().ends_with("(HTTP 401) (refused by the token service)"), "{e}");
+
+        let e = basic.fault(
+            OciDistributionError::ServerError { code: 503, url: "u".into(), message: "busy".into() },
+            "manifest v1",
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("registry r.example:5000 answered HTTP 503 for manifest v1 of {SHOWN}: busy")
+        );
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        let e = basic.fault(registry_error("TOOMANYREQUESTS"), "blob sha256:ab");
+        assert!(matches!(e, ImageError::RegistryStatus { status: 429, .. }), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+
+        let e = basic.fault(OciDistributionError::SpecViolationError("206".into()), "manifest v1");
+        let full = crius_core::Error::from(e);
+        assert!(format!("{full:#}").contains("206"), "the cause is kept: {full:#}");
+    }
+
+    #[test]
+    fn a_digest_mismatch_at_the_end_of_a_stream_names_the_blob_and_where_it_came_from() {
+        let c = client(Credentials::None);
+        let mismatch = DigestError::VerificationError { expected: "sha256:aa".into(), actual: "sha256:bb".into() };
+        let e = c.stream_fault(std::io::Error::other(mismatch), "layer sha256:aa");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "layer sha256:aa of {SHOWN} from r.example:5000 failed verification: expected digest sha256:aa, got \
+                 sha256:bb; nothing was kept"
+            )
+        );
+        let e = c.stream_fault(std::io::Error::other("odd"), "layer sha256:aa");
+        assert!(matches!(e, ImageError::Protocol { .. }), "{e}");
     }
 }
