@@ -14,8 +14,8 @@ use oci_client::{Reference, RegistryOperation};
 use tokio::sync::OnceCell;
 
 use super::auth::Credentials;
+use super::clients::Clients;
 use super::endpoints::Endpoint;
-use super::settings::Settings;
 use crate::error::ImageError;
 
 pub struct RegistryClient {
@@ -39,14 +39,14 @@ pub struct Fetched {
 }
 
 impl RegistryClient {
-    pub fn new(settings: &Settings, endpoint: Endpoint, repository: &str, shown: &str) -> Result<Self, ImageError> {
+    pub fn new(clients: &Clients, endpoint: Endpoint, repository: &str, shown: &str) -> Result<Self, ImageError> {
         Ok(RegistryClient {
-            oci: settings.client_for(&endpoint)?,
-            http: settings.http.clone(),
+            oci: clients.client_for(&endpoint)?,
+            http: clients.http.clone(),
             endpoint,
             repository: repository.to_string(),
             shown: shown.to_string(),
-            progress_timeout: settings.progress_timeout,
+            progress_timeout: clients.progress_timeout,
             auth: OnceCell::new(),
         })
     }
@@ -65,6 +65,11 @@ impl RegistryClient {
         }
     }
 
+    /// The repository alone, for token and blob requests (they send no tag).
+    fn repository(&self) -> Reference {
+        self.reference("latest")
+    }
+
     /// Negotiates once (oci-client's challenge and token request, or our identity-token
     /// exchange) so a refusal fails here with its reason: oci-client's later requests would
     /// only see the 401 that follows it.
@@ -78,7 +83,7 @@ impl RegistryClient {
                     }
                     credentials => credentials.registry_auth(),
                 };
-                let reference = self.reference("latest");
+                let reference = self.repository();
                 let negotiated = self.oci.auth(&reference, &auth, RegistryOperation::Pull);
                 self.timed(negotiated, "token").await?.map_err(|e| self.fault(e, "token"))?;
                 Ok(auth)
@@ -107,7 +112,7 @@ impl RegistryClient {
     pub async fn blob(&self, digest: &Digest) -> Result<SizedStream, ImageError> {
         let what = format!("blob {digest}");
         self.authenticated().await?;
-        let reference = self.reference("latest");
+        let reference = self.repository();
         let fetch = self.oci.pull_blob_stream(&reference, digest.as_str());
         self.timed(fetch, &what).await?.map_err(|e| self.fault(e, &what))
     }

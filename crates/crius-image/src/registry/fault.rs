@@ -116,15 +116,15 @@ mod tests {
     use super::*;
     use crate::config::PullConfig;
     use crate::registry::auth::Credentials;
-    use crate::registry::{Endpoint, Settings};
+    use crate::registry::{Clients, Endpoint};
 
     const SHOWN: &str = "r.example:5000/team/app:v1";
 
     fn client(credentials: Credentials) -> RegistryClient {
-        let settings = Settings::new(&PullConfig::default()).unwrap();
+        let clients = Clients::new(&PullConfig::default()).unwrap();
         let host = "r.example:5000".to_string();
         let endpoint = Endpoint { host: host.clone(), api_host: host, scheme: "https", mirror: false, credentials };
-        RegistryClient::new(&settings, endpoint, "team/app", SHOWN).unwrap()
+        RegistryClient::new(&clients, endpoint, "team/app", SHOWN).unwrap()
     }
 
     fn envelope(code: &str) -> oci_client::errors::OciEnvelope {

@@ -4,12 +4,12 @@
 
 pub mod auth;
 pub mod client;
+pub mod clients;
 pub mod endpoints;
 mod fault;
 mod identity;
-pub mod settings;
 
 pub use auth::Credentials;
 pub use client::RegistryClient;
+pub use clients::Clients;
 pub use endpoints::{Endpoint, endpoints_for};
-pub use settings::Settings;

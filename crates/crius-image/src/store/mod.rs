@@ -41,7 +41,7 @@ pub struct ImageStoreImpl {
 pub(crate) struct Inner {
     pub(crate) layout: Layout,
     pub(crate) registries: Registries,
-    pub(crate) clients: crate::registry::Settings,
+    pub(crate) clients: crate::registry::Clients,
     pub(crate) state: Mutex<State>,
     /// Layers being downloaded, by chain id: a second pull of the same layer waits for the first.
     pub(crate) inflight: Mutex<HashMap<Digest, watch::Receiver<Option<bool>>>>,
@@ -83,7 +83,7 @@ impl ImageStoreImpl {
             report.bytes_freed += gc::empty_trash(&trash);
         }
 
-        let clients = crate::registry::Settings::new(&options.pull)?;
+        let clients = crate::registry::Clients::new(&options.pull)?;
         let inner = Inner {
             layout,
             download_slots: Semaphore::new(options.pull.max_concurrent_downloads),

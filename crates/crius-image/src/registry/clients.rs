@@ -19,16 +19,16 @@ const USER_AGENT: &str = concat!("crius/", env!("CARGO_PKG_VERSION"));
 /// Distinct endpoint-and-credentials pairs kept; past it the cache starts over.
 const MAX_CLIENTS: usize = 64;
 
-pub struct Settings {
+pub struct Clients {
     /// For the identity-token exchange, the one request that is not oci-client's.
     pub(super) http: reqwest::Client,
     connect_timeout: Duration,
     pub(super) progress_timeout: Duration,
-    clients: Mutex<HashMap<String, oci_client::Client>>,
+    shared: Mutex<HashMap<String, oci_client::Client>>,
 }
 
-impl Settings {
-    pub fn new(pull: &PullConfig) -> Result<Settings, ImageError> {
+impl Clients {
+    pub fn new(pull: &PullConfig) -> Result<Clients, ImageError> {
         // reqwest is built without a TLS crypto provider of its own: crius's TLS uses ring.
         // Installing fails only when one is installed already, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -38,7 +38,7 @@ impl Settings {
             .user_agent(USER_AGENT)
             .build()
             .map_err(|e| ImageError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Settings { http, connect_timeout, progress_timeout: pull.progress_timeout(), clients: Mutex::default() })
+        Ok(Clients { http, connect_timeout, progress_timeout: pull.progress_timeout(), shared: Mutex::default() })
     }
 
     /// The oci-client client for `endpoint` with its credentials.
@@ -58,7 +58,7 @@ impl Settings {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, oci_client::Client>> {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn build(&self, endpoint: &Endpoint) -> Result<oci_client::Client, ImageError> {
