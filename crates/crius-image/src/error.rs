@@ -20,6 +20,14 @@ pub enum ImageError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("registry {registry} failed the protocol for {what} of {reference}")]
+    Protocol {
+        registry: String,
+        reference: String,
+        what: String,
+        #[source]
+        source: Box<oci_client::errors::OciDistributionError>,
+    },
     #[error("getting a token from {realm} for {reference} failed (HTTP {status}): {body}")]
     TokenRefused { realm: String, reference: String, status: u16, body: String },
     #[error("{what} of {reference} from {registry} made no progress for {seconds} s; giving up")]
@@ -121,6 +129,7 @@ impl ImageError {
             | ImageError::BadArchive { .. }
             | ImageError::Config(_) => ErrorKind::InvalidArgument,
             ImageError::RegistryStatus { .. }
+            | ImageError::Protocol { .. }
             | ImageError::DigestMismatch { .. }
             | ImageError::SizeMismatch { .. }
             | ImageError::TooLarge { .. }

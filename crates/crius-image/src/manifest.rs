@@ -14,9 +14,10 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// What crius asks registries for, best first.
-pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+pub const ACCEPT: &[&str] = &[OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
 
-/// Manifests and configs are small; a bigger one is refused instead of buffered.
+/// Manifests and configs are small; a bigger one is refused. Configs are refused before they
+/// are buffered; a registry's manifest once oci-client has read it whole.
 pub const MAX_MANIFEST_BYTES: u64 = 8 * 1024 * 1024;
 pub const MAX_CONFIG_BYTES: u64 = 32 * 1024 * 1024;
 

@@ -1,14 +1,19 @@
 //! The store against a real registry (Debian's docker-registry on loopback) with images built
 //! by crius-testkit: pulls by tag, digest and both, indexes, compressions, mirrors, insecure,
-//! auth, concurrent pulls, tampered blobs, hostile layers, removal, usage, restarts, import.
+//! auth, concurrent pulls, the download limit, tampered blobs, hostile layers, removal, usage,
+//! restarts, import.
 //! Needs root (layers keep owners and device nodes).
 
 mod common;
 
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::fake_registry;
 use common::{Store, digest, is_root};
 use crius_core::ErrorKind;
 use crius_core::image::{ImageService, RegistryAuth};
@@ -212,6 +217,43 @@ async fn concurrent_identical_pulls_share_one_download() {
         assert_eq!(reg.blob_gets("shared", &l.digest), 1, "layer {} downloaded once", l.digest);
     }
     assert_eq!(s.store().list().len(), 1);
+}
+
+/// `max_concurrent_downloads` bounds the layer downloads in flight: a fake registry holds
+/// each layer request a while and records the most it held at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_concurrent_downloads_bounds_the_layer_requests_in_flight() {
+    need_root!();
+    let img = catalog::big(1, 5, 7).build();
+    assert!(img.layers.len() >= 6);
+    let content = Arc::new(fake_registry::content("many", "v1", &img));
+    let layers: Arc<HashSet<String>> =
+        Arc::new(img.layers.iter().map(|l| format!("/v2/many/blobs/{}", l.digest)).collect());
+    for limit in [1, 3] {
+        let (held, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (content, layers, now, max) = (content.clone(), layers.clone(), held.clone(), most.clone());
+        let server = fake_registry::serve(move |req| {
+            let (reply, layer) = (req.lookup(&content), layers.contains(&req.path));
+            let (now, max) = (now.clone(), max.clone());
+            async move {
+                if layer {
+                    max.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                }
+                reply
+            }
+        })
+        .await;
+        let s = Store::with_pull("", PullConfig { max_concurrent_downloads: limit, ..Default::default() });
+        let rec = s.pull(&format!("127.0.0.1:{}/many:v1", server.port)).await.unwrap();
+        assert_eq!(rec.id.as_str(), img.id());
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            limit,
+            "layer downloads at once with max_concurrent_downloads = {limit}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -64,6 +64,8 @@ impl TestRegistry {
                 .stderr(log)
                 .spawn()
                 .map_err(|e| Error::context(format!("starting {REGISTRY_BIN}"), e))?;
+            // The workspace's reqwest brings no TLS crypto provider of its own (crius uses ring).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut reg = TestRegistry {
                 child: Some(child),
                 dir: None,

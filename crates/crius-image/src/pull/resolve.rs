@@ -33,19 +33,19 @@ pub(crate) async fn resolve(
     let (endpoints, _upstream) = endpoints_for(&inner.registries, &reference.registry, auth);
     let mut attempts = Vec::new();
     let mut all_not_found = true;
-    let client_for = |endpoint| {
-        RegistryClient::new(inner.http.clone(), endpoint, &reference.repository, &shown, inner.pull.progress_timeout())
-    };
+    let client_for = |endpoint| RegistryClient::new(&inner.clients, endpoint, &reference.repository, &shown);
     let mut endpoints = endpoints.into_iter();
     while let Some(endpoint) = endpoints.next() {
         let mirror = endpoint.mirror;
         let host = endpoint.host.clone();
-        match resolve_on(client_for(endpoint), reference).await {
+        match resolve_on(client_for(endpoint)?, reference).await {
             Ok(mut r) => {
                 if mirror {
                     tracing::info!(image = %shown, mirror = %host, "pulling from mirror");
                 }
-                r.clients.extend(endpoints.map(client_for));
+                for endpoint in endpoints {
+                    r.clients.push(client_for(endpoint)?);
+                }
                 return Ok(r);
             }
             Err(e) if mirror => {
@@ -77,9 +77,9 @@ async fn resolve_on(client: RegistryClient, reference: &ImageRef) -> Result<Reso
             actual: top.digest.to_string(),
         });
     }
-    let (manifest, manifest_bytes, manifest_digest) = match manifest::parse(&top.bytes, top.content_type.as_deref())
-        .map_err(bad)?
-    {
+    // oci-client does not hand over the content type: the manifest's own mediaType, else its
+    // shape, says what it is.
+    let (manifest, manifest_bytes, manifest_digest) = match manifest::parse(&top.bytes, None).map_err(bad)? {
         Parsed::Manifest(m) => (m, top.bytes.clone(), top.digest.clone()),
         Parsed::Index(index) => {
             let host = platform::host();
@@ -97,7 +97,7 @@ async fn resolve_on(client: RegistryClient, reference: &ImageRef) -> Result<Reso
                     actual: fetched.digest.to_string(),
                 });
             }
-            match manifest::parse(&fetched.bytes, fetched.content_type.as_deref()).map_err(bad)? {
+            match manifest::parse(&fetched.bytes, Some(&entry.media_type)).map_err(bad)? {
                 Parsed::Manifest(m) => (m, fetched.bytes, digest),
                 Parsed::Index(_) => return Err(bad("an index inside an index is not supported".into())),
             }

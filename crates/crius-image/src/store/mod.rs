@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use crius_core::image::{Digest, DirUsage, FsUsage, ImageRecord};
 use nix::fcntl::{Flock, FlockArg};
@@ -42,8 +41,7 @@ pub struct ImageStoreImpl {
 pub(crate) struct Inner {
     pub(crate) layout: Layout,
     pub(crate) registries: Registries,
-    pub(crate) pull: PullConfig,
-    pub(crate) http: reqwest::Client,
+    pub(crate) clients: crate::registry::Clients,
     pub(crate) state: Mutex<State>,
     /// Layers being downloaded, by chain id: a second pull of the same layer waits for the first.
     pub(crate) inflight: Mutex<HashMap<Digest, watch::Receiver<Option<bool>>>>,
@@ -85,17 +83,12 @@ impl ImageStoreImpl {
             report.bytes_freed += gc::empty_trash(&trash);
         }
 
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(options.pull.connect_timeout_secs))
-            .user_agent(concat!("crius/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ImageError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let clients = crate::registry::Clients::new(&options.pull)?;
         let inner = Inner {
             layout,
             download_slots: Semaphore::new(options.pull.max_concurrent_downloads),
             registries: options.registries,
-            pull: options.pull,
-            http,
+            clients,
             state: Mutex::new(State { index, pins: HashMap::new() }),
             inflight: Mutex::new(HashMap::new()),
             _lock: lock,

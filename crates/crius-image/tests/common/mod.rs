@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_registry;
+
 use std::path::Path;
 
 use crius_core::image::{Digest, ImageRecord, ImageRef, RegistryAuth};
