@@ -330,3 +330,26 @@ pub fn udp_echo(addr: std::net::SocketAddr, payload: &str) -> std::result::Resul
     }
     Err(format!("no echo from {addr}"))
 }
+
+/// A chained CNI plugin script that is slow on one command (`ADD` or `DEL`): it writes its pid to
+/// `<add|del>-started` next to itself, then waits until a `fast` file appears there (30 s at
+/// most), then runs the real loopback plugin. Other commands, and this one once `fast` exists,
+/// are never slow.
+pub fn slow_cni_plugin(cni_command: &str) -> String {
+    let marker = format!("{}-started", cni_command.to_ascii_lowercase());
+    format!(
+        r#"#!/bin/sh
+dir=$(dirname "$0")
+if [ "$CNI_COMMAND" = {cni_command} ] && [ ! -e "$dir/fast" ]; then
+    echo $$ > "$dir/{marker}.tmp"
+    mv "$dir/{marker}.tmp" "$dir/{marker}"
+    i=0
+    while [ ! -e "$dir/fast" ] && [ "$i" -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+fi
+exec /usr/lib/cni/loopback
+"#
+    )
+}

@@ -329,21 +329,6 @@ async fn a_reboot_during_network_setup_leaks_no_ip() {
     td.assert_no_leaks().await;
 }
 
-/// A chained CNI plugin that is slow on DEL: it writes `del-started` next to itself, then waits
-/// for a `fast` file there (30 s at most) before running the real loopback plugin.
-const SLOW_DEL_PLUGIN: &str = r#"#!/bin/sh
-dir=$(dirname "$0")
-if [ "$CNI_COMMAND" = DEL ] && [ ! -e "$dir/fast" ]; then
-    : > "$dir/del-started"
-    i=0
-    while [ ! -e "$dir/fast" ] && [ "$i" -lt 300 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-fi
-exec /usr/lib/cni/loopback
-"#;
-
 /// While start-up recovery runs (here it undoes a pod cut by a crash, and CNI DEL is slow), every
 /// CRI and admin call answers Unavailable with a reason, never a half-loaded answer; once it is
 /// done the daemon serves, and the cut pod is gone.
@@ -351,7 +336,7 @@ exec /usr/lib/cni/loopback
 async fn calls_answer_unavailable_until_recovery_is_done() {
     let mut td = match TestDaemon::builder()
         .bridge_network()
-        .cni_plugin("crius-test-slow-del", SLOW_DEL_PLUGIN)
+        .cni_plugin("crius-test-slow-del", crius_testkit::network::slow_cni_plugin("DEL"))
         .bridge_chain_plugin(crius_testkit::serde_json::json!({"type": "crius-test-slow-del"}))
         .start_with_env(BIN, &[(CRASH_ENV, "host_ports")])
         .await

@@ -393,29 +393,12 @@ async fn a_host_port_is_reachable_from_another_host() {
     td.assert_no_leaks().await;
 }
 
-/// A chained plugin that is slow on ADD: it writes its pid to add-started next to it, then waits
-/// until a `fast` file appears there (30 s at most), then runs the real loopback plugin. DEL and
-/// CHECK are never slow, nor is ADD once `fast` exists.
-const SLOW_PLUGIN: &str = r#"#!/bin/sh
-dir=$(dirname "$0")
-if [ "$CNI_COMMAND" = ADD ] && [ ! -e "$dir/fast" ]; then
-    echo $$ > "$dir/add-started.tmp"
-    mv "$dir/add-started.tmp" "$dir/add-started"
-    i=0
-    while [ ! -e "$dir/fast" ] && [ "$i" -lt 300 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-fi
-exec /usr/lib/cni/loopback
-"#;
-
 /// A kill -9 while a plugin of the chain is half-way through ADD (bridge has made the veth and
 /// host-local the IP allocation): the restart undoes the pod, nothing is left and its name is free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill9_during_cni_add_leaks_nothing_and_frees_the_name() {
     let mut td = TestDaemon::builder()
-        .cni_plugin("crius-test-slow", SLOW_PLUGIN)
+        .cni_plugin("crius-test-slow", crius_testkit::network::slow_cni_plugin("ADD"))
         .bridge_chain_plugin(crius_testkit::serde_json::json!({"type": "crius-test-slow"}))
         .start(BIN)
         .await
