@@ -628,47 +628,63 @@ async fn concurrent_runs_of_the_same_pod_one_wins() {
 }
 
 /// The kubelet's RunPodSandbox deadline passes while crius is still making the pod: the client
-/// goes away mid-call. crius finishes (or undoes) the pod all the same, and the retry the kubelet
-/// then makes names the pod that holds the name.
+/// goes away mid-call (here while a CNI plugin is held in ADD, so the cut always falls mid-run).
+/// crius finishes the pod all the same; the kubelet's retries, during and after, name the pod
+/// that holds the name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_gives_up_mid_run_leaves_a_whole_pod_or_none() {
-    let td = daemon().await;
-    let cfg = pod_config("impatient");
-    let mut client = td.runtime();
-    let gave_up =
-        tokio::time::timeout(Duration::from_millis(2), client.run_pod_sandbox(run_request(cfg.clone()))).await;
-    if let Ok(Ok(r)) = &gave_up {
-        // Faster than the client's patience: nothing was cut, the test shows nothing here.
-        td.track_pod(&r.get_ref().pod_sandbox_id);
+async fn a_client_that_gives_up_mid_run_leaves_a_whole_pod() {
+    let conflist = r#"{"cniVersion":"1.0.0","name":"crius-test-slow-lo","plugins":[{"type":"crius-test-slow"}]}"#;
+    let td = TestDaemon::builder()
+        .cni_plugin("crius-test-slow", crius_testkit::network::slow_cni_plugin("ADD"))
+        .cni_conflist(conflist)
+        .start(BIN)
+        .await
+        .unwrap_or_else(|e| panic!("the daemon did not start: {e}"));
+    let bin = td.cni_bin_dir();
+    // Lets a held plugin go on whatever the test's verdict, so the daemon can be torn down.
+    struct Release(std::path::PathBuf);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = fs::write(self.0.join("fast"), "");
+        }
     }
-    drop(client);
-    // The creation goes on without the client (or never started, if the request was not out in
-    // time): wait until no pod is in the middle of being made.
-    let settled =
-        |pods: &[crius_testkit::cri::PodSandbox]| pods.iter().all(|p| p.state == PodSandboxState::SandboxReady as i32);
-    let mut pods = td.list_pods(None).await.expect("list");
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let again = td.list_pods(None).await.expect("list");
-        if settled(&again) && again == pods {
+    let release = Release(bin.clone());
+    let cfg = pod_config("impatient");
+
+    let mut client = td.runtime();
+    let request = run_request(cfg.clone());
+    let call = tokio::spawn(async move { client.run_pod_sandbox(request).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !bin.join("add-started").exists() {
+        assert!(std::time::Instant::now() < deadline, "the slow plugin's ADD did not start\n{}", td.log_tail(60));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client gives up: its stream is reset while the pod is half made.
+    call.abort();
+    assert!(call.await.is_err_and(|e| e.is_cancelled()), "the call ended before it was cut");
+
+    // A retry while the pod is still being made names the pod that holds the name.
+    let early = td.run_pod(cfg.clone()).await.expect_err("the name is held by the pod being made");
+    assert_eq!(early.code(), Code::AlreadyExists, "{}", early.message());
+    drop(release);
+
+    let mut pods = Vec::new();
+    for _ in 0..600 {
+        pods = td.list_pods(None).await.expect("list");
+        if !pods.is_empty() {
             break;
         }
-        pods = again;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(settled(&pods) && pods.len() <= 1, "a whole pod or none: {pods:?}");
-    eprintln!("the abandoned RunPodSandbox left {} pod(s)", pods.len());
-    let Some(pod) = pods.first() else {
-        // None was made: the name is free and a retry works.
-        let id = td.run_pod(cfg).await.unwrap_or_else(|s| panic!("the retry: {}", s.message()));
-        td.remove_pod(&id).await.expect("remove");
-        td.assert_no_leaks().await;
-        return;
-    };
-    let id = pod.id.clone();
+    assert_eq!(pods.len(), 1, "the abandoned RunPodSandbox did not finish its pod: {pods:?}\n{}", td.log_tail(60));
+    let id = pods[0].id.clone();
     td.track_pod(&id);
-    // The retry finds the name held, and says by which pod.
-    let retry = td.run_pod(cfg).await.expect_err("the name is taken by the finished pod");
-    assert!(retry.message().contains(&id[..12]), "{:?}: {}", retry.code(), retry.message());
+    assert_eq!(pods[0].state, PodSandboxState::SandboxReady as i32, "{pods:?}");
+    assert!(early.message().contains(&id), "the early retry did not name {id}: {}", early.message());
+    // The retry after it is done finds the name held too, and says by which pod.
+    let late = td.run_pod(cfg).await.expect_err("the name is taken by the finished pod");
+    assert_eq!(late.code(), Code::AlreadyExists, "{}", late.message());
+    assert!(late.message().contains(&id), "{}", late.message());
     td.remove_pod(&id).await.expect("remove");
     td.assert_no_leaks().await;
 }
