@@ -152,6 +152,13 @@ impl ContainerService {
                 seccomp_localhost_json: seccomp_json.as_deref(),
             };
             let built = build_spec(&input)?;
+            if let Some(relabel) = &built.relabel {
+                for path in &relabel.paths {
+                    ports.fs.relabel(path, &relabel.label).map_err(|e| {
+                        e.context(format!("giving {path} the container's SELinux label {}", relabel.label))
+                    })?;
+                }
+            }
             let json = serde_json::to_vec(&built.spec).map_err(|e| Error::internal("encoding the OCI spec", e))?;
             ports.fs.write_spec(&paths, &json)?;
             Ok::<_, Error>(built)

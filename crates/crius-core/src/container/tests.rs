@@ -726,3 +726,72 @@ fn with_selinux_the_containers_of_a_pod_share_its_level() {
     let c = e.svc.create(&other, config("c")).unwrap();
     assert_ne!(label(&c), label(&a), "another pod, another level");
 }
+
+#[test]
+fn with_selinux_what_the_container_mounts_gets_its_mount_label_first() {
+    let e = env_with(HostCaps { selinux: true, bounding_capabilities: vec!["CAP_CHOWN".into()], ..Default::default() });
+    let level = e.sandboxes.status(&e.pod_id).unwrap().record.selinux_level.unwrap();
+    let files = e.sandboxes.pod_file_paths(&e.pod_id);
+    let mut c = config("a");
+    c.mounts = vec![
+        Mount {
+            container_path: "/cache".into(),
+            host_path: "/srv/cache".into(),
+            selinux_relabel: true,
+            ..Default::default()
+        },
+        Mount { container_path: "/ro".into(), host_path: "/srv/ro".into(), ..Default::default() },
+    ];
+    let id = e.svc.create(&e.pod_id, c).unwrap();
+    let w = e.fakes.world();
+    let label = format!("system_u:object_r:container_file_t:{level}");
+    let paths: Vec<&str> = w
+        .relabels
+        .iter()
+        .map(|(p, l)| {
+            assert_eq!(l, &label, "{p}");
+            p.as_str()
+        })
+        .collect();
+    let volume = &w.volumes[&id][0].host_path;
+    assert_eq!(paths, ["/srv/cache", volume.as_str(), &files.hostname, &files.hosts, &files.resolv_conf, &files.shm]);
+    drop(w);
+    let log = e.fakes.log();
+    let last_relabel = log.iter().rposition(|l| l.starts_with("relabel")).unwrap();
+    let spec = log.iter().position(|l| l.starts_with("write_spec")).unwrap();
+    assert!(last_relabel < spec, "the labels come before the container can see its files: {log:?}");
+
+    // A relabel that fails fails the create, which undoes what it made.
+    let before = e.fakes.world().relabels.len();
+    e.fakes.fail_nth("relabel", 1);
+    let err = e.svc.create(&e.pod_id, config("b")).unwrap_err();
+    assert!(err.to_string().contains("SELinux label") && err.to_string().contains("injected fault"), "{err}");
+    assert_eq!(e.svc.list(&ContainerFilter::default()).len(), 1);
+    assert_eq!(e.fakes.world().relabels.len(), before + 1);
+
+    // A node directory is refused before anything is relabelled.
+    let mut c = config("c");
+    c.mounts = vec![Mount {
+        container_path: "/x".into(),
+        host_path: "/etc".into(),
+        selinux_relabel: true,
+        ..Default::default()
+    }];
+    let err = e.svc.create(&e.pod_id, c).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_eq!(e.fakes.world().relabels.len(), before + 1);
+}
+
+#[test]
+fn without_selinux_nothing_is_relabelled() {
+    let e = env();
+    let mut c = config("a");
+    c.mounts = vec![Mount {
+        container_path: "/x".into(),
+        host_path: "/etc".into(),
+        selinux_relabel: true,
+        ..Default::default()
+    }];
+    e.svc.create(&e.pod_id, c).unwrap();
+    assert!(e.fakes.world().relabels.is_empty());
+}

@@ -152,7 +152,7 @@ pub trait ContainerFs: Send + Sync {
     fn read_user_db(&self, paths: &ContainerPaths) -> Result<(String, String)>;
     /// Makes a writable directory of the container's own for each image volume (`volumes`:
     /// cleaned container paths), seeded with what the image has at that path, and returns their
-    /// binds. They live with the container's writable layer. Undo: `remove_volumes` (`cleanup`
+    /// binds (to be relabelled: they are the container's own). They live with the container's writable layer. Undo: `remove_volumes` (`cleanup`
     /// removes them too).
     fn create_volumes(
         &self,
@@ -175,6 +175,10 @@ pub trait ContainerFs: Send + Sync {
     /// volumes, and the source of a propagating mount must be on a shared (Bidirectional) or a
     /// shared or slave (HostToContainer) mount. What it creates is kept, even on a later failure.
     fn prepare_mount_sources(&self, mounts: &[crate::container::model::Mount]) -> Result<()>;
+    /// Gives `path`, and everything under it when it is a directory (symlinks themselves, never
+    /// their targets), the SELinux file label `label`. A filesystem that keeps no labels is left
+    /// as it is. No undo: a label is no resource, and containerd keeps them too.
+    fn relabel(&self, path: &str, label: &str) -> Result<()>;
     /// Writes config.json into the bundle.
     fn write_spec(&self, paths: &ContainerPaths, spec_json: &[u8]) -> Result<()>;
     /// The bundle's config.json as written; None when it is gone (the bundle is volatile).

@@ -37,6 +37,8 @@ pub struct ContainerWorld {
     pub specs: BTreeMap<String, serde_json::Value>,
     /// The host paths of the CRI mounts each create prepared, in order.
     pub mount_sources: Vec<String>,
+    /// (path, label) of every relabel, in order.
+    pub relabels: Vec<(String, String)>,
     pub next_pid: i32,
     pub signals: Vec<(i32, i32)>,
     pub exec: Option<ExecOutput>,
@@ -178,6 +180,7 @@ impl ContainerFs for ContainerFakes {
             .map(|(i, v)| Mount {
                 container_path: v.clone(),
                 host_path: format!("/var/lib/crius/containers/{container_id}/volumes/{i}"),
+                selinux_relabel: true,
                 ..Default::default()
             })
             .collect();
@@ -217,6 +220,10 @@ impl ContainerFs for ContainerFakes {
     fn prepare_mount_sources(&self, mounts: &[Mount]) -> Result<()> {
         let mut w = self.op("mount_sources", "")?;
         w.mount_sources.extend(mounts.iter().map(|m| m.host_path.clone()));
+        Ok(())
+    }
+    fn relabel(&self, path: &str, label: &str) -> Result<()> {
+        self.op("relabel", path)?.relabels.push((path.to_string(), label.to_string()));
         Ok(())
     }
     fn read_spec(&self, bundle: &str) -> Result<Option<Vec<u8>>> {

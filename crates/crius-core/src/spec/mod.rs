@@ -111,6 +111,8 @@ pub struct BuiltSpec {
     pub user: ResolvedUser,
     /// From the image's STOPSIGNAL; SIGTERM when it has none.
     pub stop_signal: i32,
+    /// Host paths to give the mount label before the container starts (None without SELinux).
+    pub relabel: Option<selinux::Relabel>,
 }
 
 /// Builds the OCI spec of a container the way containerd's CRI plugin does for the kubelet
@@ -155,6 +157,7 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<BuiltSpec> {
     )?;
     let apparmor = apparmor::select(&sec.apparmor, sec.privileged, host.apparmor)?;
     let (process_label, mount_label) = selinux::labels(input.pod, sec.selinux.as_ref(), sec.privileged, host)?;
+    let relabel = selinux::relabel(&binds, &pod_files, &mounts.mounts, mount_label.as_deref())?;
     let annotations = annotations::annotations(config, input.pod, image_name, input.extra_annotations);
 
     let mut oci_user = User::default();
@@ -204,7 +207,7 @@ pub fn build_spec(input: &SpecInput<'_>) -> Result<BuiltSpec> {
         .set_hooks(None)
         .set_annotations(Some(annotations))
         .set_linux(Some(linux));
-    Ok(BuiltSpec { spec, user, stop_signal })
+    Ok(BuiltSpec { spec, user, stop_signal, relabel })
 }
 
 /// The spec as the bundle's config.json.

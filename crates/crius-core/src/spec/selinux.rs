@@ -1,11 +1,14 @@
 //! SELinux labels of a container: the process label (`process.selinuxLabel`) and the label its
 //! files are mounted with (`linux.mountLabel`).
 
-use crate::container::model::SelinuxOptions;
+use oci_spec::runtime::Mount as OciMount;
+
+use crate::container::model::{Mount, SelinuxOptions};
 use crate::error::{Error, Result};
 use crate::sandbox::model::PodRecord;
 
 use super::HostCaps;
+use super::mounts::{PodFiles, clean};
 
 /// The parts of a label nobody gave: the container domain of the standard container-selinux
 /// policy, as containerd and CRI-O use it.
@@ -50,6 +53,82 @@ pub fn labels(
     let process = format!("{user}:{role}:{kind}:{level}");
     let mount = format!("{user}:{FILE_ROLE}:{FILE_TYPE}:{level}");
     Ok(((!privileged).then_some(process), Some(mount)))
+}
+
+/// Host paths that must carry the container's mount label before it starts, and that label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relabel {
+    pub label: String,
+    /// Cleaned, each once, in mount order.
+    pub paths: Vec<String>,
+}
+
+/// Directories of the node whose relabelling would break the node (go-selinux's list, which
+/// CRI-O and containerd refuse to relabel): a mount of them keeps its labels or is refused.
+const NEVER_RELABELLED: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/etc/passwd",
+    "/etc/pki",
+    "/etc/shadow",
+    "/home",
+    "/lib",
+    "/lib64",
+    "/media",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/var/lib",
+    "/var/log",
+];
+
+/// What to relabel for a container with `mount_label` (None: SELinux is off, nothing), as
+/// containerd does: the host paths of binds that ask for it (`selinux_relabel`, which the image
+/// volumes crius makes always do), and the pod's hostname, hosts, resolv.conf and /dev/shm where
+/// the spec mounts them (the host's /dev/shm never). A bind of a node directory that must keep its
+/// labels is InvalidArgument, before anything is relabelled.
+pub fn relabel(
+    binds: &[Mount],
+    pod_files: &PodFiles<'_>,
+    spec_mounts: &[OciMount],
+    mount_label: Option<&str>,
+) -> Result<Option<Relabel>> {
+    let Some(label) = mount_label else {
+        return Ok(None);
+    };
+    let mut paths: Vec<String> = Vec::new();
+    for bind in binds.iter().filter(|b| b.selinux_relabel) {
+        let path = clean(&bind.host_path);
+        if NEVER_RELABELLED.contains(&path.as_str()) {
+            return Err(Error::invalid(format!(
+                "mount of {} at {}: SELinux relabelling of {path} is not allowed (it would break the node); \
+                 mount a directory of its own, or unset selinux_relabel",
+                bind.host_path, bind.container_path
+            )));
+        }
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    let pod_own = [Some(pod_files.hostname), Some(pod_files.hosts), Some(pod_files.resolv), pod_files.shm];
+    for file in pod_own.into_iter().flatten() {
+        let mounted = spec_mounts.iter().any(|m| m.source().as_ref().is_some_and(|s| s.as_os_str() == file));
+        let path = clean(file);
+        if mounted && !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    Ok(Some(Relabel { label: label.to_string(), paths }))
 }
 
 /// Whether any part was given (an options message of empty strings asks for nothing).
@@ -122,6 +201,77 @@ mod tests {
         let (process, mount) = labels(&pod(None, Some("s0:c1,c2")), None, true, &on()).unwrap();
         assert!(process.is_none());
         assert_eq!(mount.as_deref(), Some("system_u:object_r:container_file_t:s0:c1,c2"));
+    }
+
+    const LABEL: &str = "system_u:object_r:container_file_t:s0:c1,c2";
+    const POD_FILES: PodFiles<'static> = PodFiles {
+        hostname: "/run/p/hostname",
+        hosts: "/run/p/hosts",
+        resolv: "/run/p/resolv.conf",
+        shm: Some("/run/p/shm"),
+    };
+
+    fn bind(host: &str, container: &str, relabel: bool) -> Mount {
+        Mount {
+            host_path: host.into(),
+            container_path: container.into(),
+            selinux_relabel: relabel,
+            ..Default::default()
+        }
+    }
+
+    fn spec_mount(source: &str, destination: &str) -> OciMount {
+        let mut m = OciMount::default();
+        m.set_source(Some(source.into())).set_destination(destination.into());
+        m
+    }
+
+    fn mounted_pod_files() -> Vec<OciMount> {
+        vec![
+            spec_mount("/run/p/hostname", "/etc/hostname"),
+            spec_mount("/run/p/hosts", "/etc/hosts"),
+            spec_mount("/run/p/resolv.conf", "/etc/resolv.conf"),
+            spec_mount("/run/p/shm", "/dev/shm"),
+        ]
+    }
+
+    #[test]
+    fn relabels_binds_that_ask_and_the_pods_files() {
+        let binds = [bind("/data/a/", "/a", true), bind("/data/b", "/b", false), bind("/data//a", "/a2", true)];
+        let got = relabel(&binds, &POD_FILES, &mounted_pod_files(), Some(LABEL)).unwrap().unwrap();
+        assert_eq!(got.label, LABEL);
+        assert_eq!(got.paths, ["/data/a", "/run/p/hostname", "/run/p/hosts", "/run/p/resolv.conf", "/run/p/shm"]);
+    }
+
+    #[test]
+    fn a_pod_file_the_container_replaces_is_not_relabelled() {
+        // The container mounts its own resolv.conf, and the pod is on the host's IPC (no shm).
+        let mut spec = mounted_pod_files();
+        spec.retain(|m| m.destination().as_os_str() != "/etc/resolv.conf");
+        spec.push(spec_mount("/srv/resolv.conf", "/etc/resolv.conf"));
+        let host_ipc = PodFiles { shm: None, ..POD_FILES };
+        let got = relabel(&[bind("/srv/resolv.conf", "/etc/resolv.conf", false)], &host_ipc, &spec, Some(LABEL));
+        assert_eq!(got.unwrap().unwrap().paths, ["/run/p/hostname", "/run/p/hosts"]);
+    }
+
+    #[test]
+    fn node_directories_are_never_relabelled() {
+        for host in ["/", "/etc", "/usr/", "/var/lib", "/home"] {
+            let err = relabel(&[bind(host, "/x", true)], &POD_FILES, &[], Some(LABEL)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{host}");
+            assert!(err.to_string().contains("not allowed"), "{err}");
+        }
+        // Asked for without relabelling, they are mounted as they are.
+        assert!(relabel(&[bind("/etc", "/x", false)], &POD_FILES, &[], Some(LABEL)).is_ok());
+        // Below them is the node's data, relabelled as asked.
+        let got = relabel(&[bind("/var/lib/app", "/x", true)], &POD_FILES, &[], Some(LABEL)).unwrap().unwrap();
+        assert_eq!(got.paths, ["/var/lib/app"]);
+    }
+
+    #[test]
+    fn nothing_is_relabelled_without_selinux() {
+        let binds = [bind("/etc", "/x", true), bind("/data", "/d", true)];
+        assert_eq!(relabel(&binds, &POD_FILES, &mounted_pod_files(), None).unwrap(), None);
     }
 
     #[test]

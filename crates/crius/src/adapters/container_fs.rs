@@ -200,6 +200,24 @@ impl ContainerFs for HostContainerFs {
         Ok(())
     }
 
+    fn relabel(&self, path: &str, label: &str) -> Result<()> {
+        let started = std::time::Instant::now();
+        let done = super::selinux_relabel::relabel_tree(Path::new(path), label)
+            .map_err(|e| Error::internal(format!("relabelling {path}"), e))?;
+        if done.unsupported > 0 {
+            tracing::debug!(path, "the filesystem keeps no SELinux labels: left as it is");
+        }
+        tracing::debug!(
+            path,
+            label,
+            changed = done.changed,
+            kept = done.kept,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "SELinux relabel"
+        );
+        Ok(())
+    }
+
     fn write_spec(&self, paths: &ContainerPaths, spec_json: &[u8]) -> Result<()> {
         let path = Path::new(&paths.bundle).join("config.json");
         write_replace_volatile(&path, spec_json, 0o600).map_err(io_err(format!("writing {}", path.display())))

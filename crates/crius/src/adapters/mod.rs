@@ -8,5 +8,6 @@ pub mod container_fs;
 pub mod image_volumes;
 pub mod pod_files;
 pub mod securejoin;
+pub mod selinux_relabel;
 pub mod state_store;
 pub mod stats;
