@@ -77,6 +77,8 @@ pub struct TestDaemonBuilder {
     network_lines: Vec<String>,
     /// Give pods a real bridge network of their own (see [`TestDaemonBuilder::bridge_network`]).
     bridge_network: bool,
+    /// The bridge network gives pods an IPv6 address too.
+    dual_stack: bool,
     /// Plugins appended to the bridge network's chain.
     bridge_extra_plugins: Vec<serde_json::Value>,
     /// CNI plugins of the test (name, script), in a bin dir searched before the system's.
@@ -101,6 +103,7 @@ impl Default for TestDaemonBuilder {
             cni_conflist: LOOPBACK_CONFLIST.to_string(),
             network_lines: Vec::new(),
             bridge_network: false,
+            dual_stack: false,
             bridge_extra_plugins: Vec::new(),
             cni_plugins: Vec::new(),
             log_level: std::env::var("CRIUS_TEST_LOG_LEVEL").unwrap_or_else(|_| "debug".into()),
@@ -135,6 +138,14 @@ impl TestDaemonBuilder {
     /// 10.200.0.0/13, host-local's data under the test dir; the bridge is deleted on drop.
     pub fn bridge_network(mut self) -> Self {
         self.bridge_network = true;
+        self
+    }
+
+    /// [`TestDaemonBuilder::bridge_network`] with an IPv6 range beside the IPv4 one (a /64 in
+    /// fd8a:200::/32): pods get both addresses, IPv4 first.
+    pub fn dual_stack_bridge_network(mut self) -> Self {
+        self.bridge_network = true;
+        self.dual_stack = true;
         self
     }
 
@@ -223,7 +234,10 @@ impl TestDaemonBuilder {
         // parallel and never touch the node's.
         let cni_dir = base.join("cni-conf");
         fs::create_dir_all(&cni_dir)?;
-        let bridge = self.bridge_network.then(|| crate::network::TestBridge::new(&base));
+        let bridge = self.bridge_network.then(|| match self.dual_stack {
+            true => crate::network::TestBridge::dual_stack(&base),
+            false => crate::network::TestBridge::new(&base),
+        });
         let conflist = match &bridge {
             Some(b) => b.conflist_with(&self.bridge_extra_plugins),
             None => self.cni_conflist.clone(),

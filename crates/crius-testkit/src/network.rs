@@ -15,6 +15,8 @@ pub struct TestBridge {
     pub bridge: String,
     /// The /24 as "10.a.b".
     prefix: String,
+    /// The /64 as "fd8a:200:x" for a dual-stack bridge.
+    v6_prefix: Option<String>,
     pub ipam_dir: PathBuf,
 }
 
@@ -25,7 +27,27 @@ impl TestBridge {
         // 10.200.0.0/13: far from Docker's, the default crius network's and common LANs' ranges.
         let second = 200 + (bytes[0] % 8);
         let bridge = format!("crt{:02x}{:02x}{:02x}", bytes[1], bytes[2], bytes[3]);
-        TestBridge { bridge, prefix: format!("10.{second}.{}", bytes[1]), ipam_dir: base.join("cni-ipam") }
+        TestBridge {
+            bridge,
+            prefix: format!("10.{second}.{}", bytes[1]),
+            v6_prefix: None,
+            ipam_dir: base.join("cni-ipam"),
+        }
+    }
+
+    /// A bridge whose pods get an IPv4 address (the primary, listed first) and an IPv6 one, in
+    /// a /64 that follows the /24 (two bridges that differ in one differ in the other).
+    pub fn dual_stack(base: &Path) -> TestBridge {
+        let mut bridge = TestBridge::new(base);
+        let second: u8 = bridge.prefix.split('.').nth(1).and_then(|p| p.parse().ok()).unwrap_or_default();
+        let third: u8 = bridge.prefix.split('.').nth(2).and_then(|p| p.parse().ok()).unwrap_or_default();
+        bridge.v6_prefix = Some(format!("fd8a:200:{:x}", u16::from_be_bytes([second, third])));
+        bridge
+    }
+
+    /// The /64 of a dual-stack bridge ("fd8a:200:x::/64").
+    pub fn subnet_v6(&self) -> Option<String> {
+        self.v6_prefix.as_ref().map(|p| format!("{p}::/64"))
     }
 
     pub fn subnet(&self) -> String {
@@ -42,6 +64,12 @@ impl TestBridge {
 
     /// The conflist with `extra` plugins appended to the chain.
     pub fn conflist_with(&self, extra: &[serde_json::Value]) -> String {
+        let mut ranges = vec![serde_json::json!([{"subnet": self.subnet(), "gateway": self.gateway()}])];
+        let mut routes = vec![serde_json::json!({"dst": "0.0.0.0/0"})];
+        if let Some(p) = &self.v6_prefix {
+            ranges.push(serde_json::json!([{"subnet": format!("{p}::/64"), "gateway": format!("{p}::1")}]));
+            routes.push(serde_json::json!({"dst": "::/0"}));
+        }
         let mut conf = serde_json::json!({
             "cniVersion": "1.0.0",
             "name": format!("crius-test-{}", self.bridge),
@@ -54,8 +82,8 @@ impl TestBridge {
                     "hairpinMode": true,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{"subnet": self.subnet(), "gateway": self.gateway()}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "ranges": ranges,
+                        "routes": routes,
                         "dataDir": self.ipam_dir,
                     }
                 },

@@ -96,13 +96,19 @@ struct Httpd {
 
 impl Httpd {
     fn start(netns: &str, port: u16, text: &str) -> Httpd {
+        Httpd::start_on(netns, "0.0.0.0", port, text)
+    }
+
+    /// Listening on `ip` ("::" takes both families).
+    fn start_on(netns: &str, ip: &str, port: u16, text: &str) -> Httpd {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP to listen on");
         let file = std::fs::File::open(netns).expect("open the netns pin");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (flag, body) = (stop.clone(), text.to_string());
         let thread = std::thread::spawn(move || {
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns into the pod netns");
-            let listener = std::net::TcpListener::bind(("0.0.0.0", port)).expect("bind in the pod");
+            let listener = std::net::TcpListener::bind((ip, port)).expect("bind in the pod");
             listener.set_nonblocking(true).expect("nonblocking");
             let _ = ready_tx.send(());
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
@@ -443,5 +449,53 @@ async fn a_kill9_during_cni_add_leaks_nothing_and_frees_the_name() {
     let id = run(&td, config).await;
     assert_eq!(td.pod_state(&id).await.expect("status"), PodSandboxState::SandboxReady);
     td.remove_pod(&id).await.expect("remove");
+    td.assert_no_leaks().await;
+}
+
+/// A dual-stack network: the pod gets an IPv4 address (first, the kubelet's primary) and an IPv6
+/// one, answers on both, and a host port with no host IP reaches it from another host over
+/// either family. Nothing is left after the pod goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_pod_answers_on_both_families_and_its_host_port_too() {
+    if std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").map(|v| v.trim() != "0").unwrap_or(true) {
+        eprintln!("SKIPPED: IPv6 is turned off on this host");
+        return;
+    }
+    let td = TestDaemon::builder()
+        .dual_stack_bridge_network()
+        .start(BIN)
+        .await
+        .unwrap_or_else(|e| panic!("the daemon did not start: {e}"));
+    let other = OtherHost::unique(true).unwrap_or_else(|e| panic!("making another host: {e}"));
+    let host_port = free_port();
+    let id = run(&td, pod_config("dual").port_mapping(8080, host_port)).await;
+
+    let network = td.pod_status(&id).await.expect("status").status.and_then(|s| s.network).expect("a network status");
+    let v4: std::net::IpAddr = network.ip.parse().unwrap_or_else(|e| panic!("pod IP {:?}: {e}", network.ip));
+    assert!(v4.is_ipv4(), "the primary IP is IPv4, as the first range: {network:?}");
+    let extra: Vec<&str> = network.additional_ips.iter().map(|p| p.ip.as_str()).collect();
+    let bridge = td.bridge().expect("a bridge network");
+    let v6_prefix = bridge.subnet_v6().expect("a dual-stack bridge").trim_end_matches("::/64").to_string();
+    assert!(
+        extra.len() == 1 && extra[0].starts_with(&format!("{v6_prefix}:")),
+        "one more IP, in {v6_prefix}::/64: {network:?}"
+    );
+    let v6 = extra[0].to_string();
+
+    let ns = netns(&td, &id).await;
+    let _server = Httpd::start_on(&ns, "::", 8080, "hello, both");
+    // The pod itself, from the node.
+    assert_eq!(fetch(None, &format!("{v4}:8080")).as_deref(), Some("hello, both"), "{}", td.log_tail(40));
+    assert_eq!(fetch(None, &format!("[{v6}]:8080")).as_deref(), Some("hello, both"), "{}", td.log_tail(40));
+    // Its host port, from another host, on the node's address of each family.
+    let on_v4 = format!("{}:{host_port}", other.node_v4);
+    let on_v6 = format!("[{}]:{host_port}", other.node_v6);
+    assert_eq!(fetch(Some(&other.netns_path()), &on_v4).as_deref(), Some("hello, both"), "{on_v4}");
+    assert_eq!(fetch(Some(&other.netns_path()), &on_v6).as_deref(), Some("hello, both"), "{on_v6}");
+
+    td.remove_pod(&id).await.expect("remove");
+    for addr in [on_v4, on_v6] {
+        assert!(!in_netns(&other.netns_path(), move || connects(&addr)), "the host port still answers");
+    }
     td.assert_no_leaks().await;
 }
