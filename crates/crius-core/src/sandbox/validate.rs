@@ -109,8 +109,19 @@ fn validate_port_mapping(m: &PortMapping) -> Result<()> {
             m.container_port, m.host_port
         )));
     }
-    if !m.host_ip.is_empty() && m.host_ip.parse::<IpAddr>().is_err() {
+    if m.host_ip.is_empty() {
+        return Ok(());
+    }
+    let Ok(host_ip) = m.host_ip.parse::<IpAddr>() else {
         return Err(Error::invalid(format!("pod sandbox config: host_ip {:?} is not an IP address", m.host_ip)));
+    };
+    if m.host_port > 0 && host_ip.is_ipv6() && host_ip.is_loopback() {
+        return Err(Error::invalid(format!(
+            "pod sandbox config: host port {} on host_ip {host_ip} cannot reach a pod: the kernel routes IPv6 \
+             loopback traffic only on lo (IPv4 has route_localnet, IPv6 has nothing like it); use 127.0.0.1, \
+             or no host_ip",
+            m.host_port
+        )));
     }
     Ok(())
 }
@@ -204,6 +215,19 @@ mod tests {
         c.port_mappings =
             vec![PortMapping { container_port: 80, host_port: 8080, host_ip: "nope".into(), ..Default::default() }];
         assert!(invalid(&c).contains("host_ip"));
+        c.port_mappings =
+            vec![PortMapping { container_port: 80, host_port: 8080, host_ip: "::1".into(), ..Default::default() }];
+        assert!(invalid(&c).contains("use 127.0.0.1"));
+        // Declared only (no host port), or on IPv4's loopback: fine.
+        c.port_mappings[0].host_port = 0;
+        validate_pod_config(&c).unwrap();
+        c.port_mappings = vec![PortMapping {
+            container_port: 80,
+            host_port: 8080,
+            host_ip: "127.0.0.1".into(),
+            ..Default::default()
+        }];
+        validate_pod_config(&c).unwrap();
     }
 
     #[test]

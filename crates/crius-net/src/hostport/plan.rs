@@ -124,6 +124,12 @@ pub fn plan(mappings: &[PortMapping], pod_ips: &[IpAddr]) -> Result<PodPlan, Net
             text => Some(text.parse().map_err(|_| bad(format!("hostIP {text:?} is not an IP address")))?),
         };
         let (families, host_ip) = match host_ip {
+            Some(ip) if ip.is_ipv6() && ip.is_loopback() => {
+                return Err(bad(format!(
+                    "hostIP {ip} cannot be forwarded to a pod: the kernel routes IPv6 loopback traffic only on lo \
+                     (IPv4 has route_localnet, IPv6 has nothing like it); use 127.0.0.1, or no hostIP"
+                )));
+            }
             None => (Family::ALL.to_vec(), None),
             Some(ip) if ip.is_unspecified() => (vec![Family::of(&ip)], None),
             Some(ip) => (vec![Family::of(&ip)], Some(ip)),
@@ -250,6 +256,7 @@ mod tests {
             (m(Protocol::Tcp, 80, 70000, ""), "containerPort"),
             (m(Protocol::Tcp, 80, 80, "nope"), "not an IP address"),
             (m(Protocol::Tcp, 80, 80, "fd00::1"), "no IPv6 address"),
+            (m(Protocol::Tcp, 80, 80, "::1"), "use 127.0.0.1"),
         ];
         for (mapping, want) in cases {
             let err = plan(std::slice::from_ref(&mapping), &pod).unwrap_err().to_string();
