@@ -17,6 +17,7 @@ use crius_oci::testing::{BundleSpec, busybox_rootfs};
 use crius_stream::client::{self, exit_code, read_to_end, send_resize};
 use crius_stream::request::StreamOptions;
 use crius_stream::runc_exec::RuncExec;
+use crius_stream::spdy::SpdyStream;
 use crius_stream::{StreamServer, TerminalSize};
 
 const V4: &str = "v4.channel.k8s.io";
@@ -130,20 +131,36 @@ async fn exec_with_tty_sees_its_size_and_resizes() {
     let s = cl.remote_command(StreamOptions { tty: true, stdin: true, stdout: true, stderr: false }).await.unwrap();
     let resize = s.resize.as_ref().unwrap();
     let stdin = s.stdin.as_ref().unwrap();
-    let stdout = s.stdout.clone().unwrap();
-    let reader = tokio::spawn(async move { read_to_end(&stdout).await });
+    let stdout = s.stdout.as_ref().unwrap();
+    let mut out = Vec::new();
+    // A resize travels on its own stream, so it may land after the next stdin: ask again until the
+    // terminal shows it, rather than guess how long it takes.
     send_resize(resize, TerminalSize { width: 123, height: 45 }).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stdin.send(Bytes::from_static(b"stty size\n")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    shows_after_asking(stdin, stdout, &mut out, "45 123").await;
     // A resize while it runs reaches the container's terminal (runc gets SIGWINCH).
     send_resize(resize, TerminalSize { width: 77, height: 22 }).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stdin.send(Bytes::from_static(b"stty size; exit 5\n")).await.unwrap();
-    let out = String::from_utf8_lossy(&tokio::time::timeout(TIMEOUT, reader).await.unwrap().unwrap()).into_owned();
-    assert!(out.contains("45 123"), "{out:?}");
-    assert!(out.contains("22 77"), "{out:?}");
+    shows_after_asking(stdin, stdout, &mut out, "22 77").await;
+    stdin.send(Bytes::from_static(b"exit 5\n")).await.unwrap();
+    tokio::time::timeout(TIMEOUT, read_to_end(stdout)).await.unwrap();
     assert_eq!(exit_code(&read_to_end(&s.error).await), Ok(5));
+}
+
+/// Types `stty size` into the terminal every 200 ms until its output shows `size`.
+async fn shows_after_asking(stdin: &SpdyStream, stdout: &SpdyStream, out: &mut Vec<u8>, size: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    let seen = |out: &[u8]| String::from_utf8_lossy(out).lines().any(|l| l.trim() == size);
+    while !seen(out) {
+        assert!(Instant::now() < deadline, "the terminal never showed {size}: {:?}", String::from_utf8_lossy(out));
+        stdin.send(Bytes::from_static(b"stty size\n")).await.unwrap();
+        let asked = Instant::now();
+        while !seen(out) && asked.elapsed() < Duration::from_millis(200) {
+            match tokio::time::timeout(Duration::from_millis(200), stdout.recv()).await {
+                Ok(Ok(Some(chunk))) => out.extend_from_slice(&chunk),
+                Ok(_) => panic!("stdout ended before {size} showed: {:?}", String::from_utf8_lossy(out)),
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,14 +96,28 @@ async fn spdy_attach_echoes_stdin_and_resizes() {
     let c = client::spdy_connect(&url, &[V4, "v3.channel.k8s.io"]).await.unwrap();
     let s = c.remote_command(StreamOptions { tty: true, stdin: true, stdout: true, stderr: false }).await.unwrap();
     let stdin = s.stdin.as_ref().unwrap();
+    // stdin and resizes travel on streams of their own, so each step waits for the echo of the one
+    // before: that makes the order of the output known.
+    let stdout = s.stdout.as_ref().unwrap();
+    let mut out = Vec::new();
     stdin.send(Bytes::from_static(b"hello ")).await.unwrap();
+    read_until(stdout, &mut out, b"hello ").await;
     send_resize(s.resize.as_ref().unwrap(), TerminalSize { width: 120, height: 33 }).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    read_until(stdout, &mut out, b"hello [120x33]").await;
     stdin.send(Bytes::from_static(b"world")).await.unwrap();
     stdin.finish().await.unwrap();
-    let out = String::from_utf8(read_to_end(s.stdout.as_ref().unwrap()).await).unwrap();
-    assert_eq!(out, "hello [120x33]world");
+    out.extend(read_to_end(stdout).await);
+    assert_eq!(String::from_utf8(out).unwrap(), "hello [120x33]world");
     assert_eq!(exit_code(&read_to_end(&s.error).await), Ok(0));
+}
+
+/// Reads `stream` into `out` until `out` is `want`.
+async fn read_until(stream: &crius_stream::spdy::SpdyStream, out: &mut Vec<u8>, want: &[u8]) {
+    while out.len() < want.len() {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.recv()).await.expect("output in time");
+        out.extend_from_slice(&chunk.unwrap().expect("the stream open"));
+    }
+    assert_eq!(String::from_utf8_lossy(out), String::from_utf8_lossy(want));
 }
 
 #[tokio::test]

@@ -243,7 +243,8 @@ async fn attach_passes_stdin_and_output_and_stdin_once_ends_the_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_over_websocket_to_a_terminal_with_resize() {
     let (td, pod, id) = running_container_with("stream-attach-tty", |c| {
-        c.command = vec!["sh".into(), "-c".into(), "read go; stty size; read done; exit 0".into()];
+        c.command =
+            vec!["sh".into(), "-c".into(), r#"while read l; do [ "$l" = done ] && exit 0; stty size; done"#.into()];
         c.stdin = true;
         c.tty = true;
     })
@@ -253,17 +254,22 @@ async fn attach_over_websocket_to_a_terminal_with_resize() {
     let mut ws = client::ws_connect(&url, &["v5.channel.k8s.io"]).await.expect("connect");
     assert_eq!(ws.protocol, "v5.channel.k8s.io");
     ws.send(4, br#"{"Width":101,"Height":33}"#).await.expect("resize");
-    // The resize and the stdin travel separately: let the resize land first.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ws.send(0, b"go\r").await.expect("stdin");
+    // The resize and the stdin travel separately, so the resize may land after the next line:
+    // ask again until the terminal shows it.
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !String::from_utf8_lossy(&seen).contains("33 101") {
-        let (channel, data) =
-            tokio::time::timeout_at(deadline, ws.recv()).await.expect("the size in time").expect("a message");
-        assert_ne!(channel, 2, "a terminal has no stderr: {data:?}");
-        if channel == 1 {
-            seen.extend_from_slice(&data);
+    let shows_size = |seen: &[u8]| String::from_utf8_lossy(seen).lines().any(|l| l.trim() == "33 101");
+    while !shows_size(&seen) {
+        assert!(tokio::time::Instant::now() < deadline, "the size in time: {:?}", String::from_utf8_lossy(&seen));
+        ws.send(0, b"ask\r").await.expect("stdin");
+        let asked = tokio::time::Instant::now();
+        while !shows_size(&seen) && asked.elapsed() < Duration::from_millis(200) {
+            let Ok(message) = tokio::time::timeout(Duration::from_millis(200), ws.recv()).await else { break };
+            let (channel, data) = message.expect("a message");
+            assert_ne!(channel, 2, "a terminal has no stderr: {data:?}");
+            if channel == 1 {
+                seen.extend_from_slice(&data);
+            }
         }
     }
     ws.send(0, b"done\r").await.expect("stdin");
