@@ -23,8 +23,9 @@ pub fn validate_pod_config(config: &PodConfig) -> Result<()> {
         validate_dns(dns)?;
     }
     validate_namespaces(config)?;
+    let forwarded = !config.namespaces.host_network();
     for mapping in &config.port_mappings {
-        validate_port_mapping(mapping)?;
+        validate_port_mapping(mapping, forwarded)?;
     }
     if !config.log_directory.is_empty() && !config.log_directory.starts_with('/') {
         return Err(Error::invalid(format!(
@@ -98,7 +99,9 @@ fn validate_namespaces(config: &PodConfig) -> Result<()> {
     Ok(())
 }
 
-fn validate_port_mapping(m: &PortMapping) -> Result<()> {
+/// `forwarded`: the pod has a network of its own, so its host ports are forwarded by crius (a
+/// host-network pod binds them itself, on any address).
+fn validate_port_mapping(m: &PortMapping, forwarded: bool) -> Result<()> {
     if !(0..=65535).contains(&m.host_port) {
         return Err(Error::invalid(format!("pod sandbox config: host_port {} is out of range 0-65535", m.host_port)));
     }
@@ -115,7 +118,7 @@ fn validate_port_mapping(m: &PortMapping) -> Result<()> {
     let Ok(host_ip) = m.host_ip.parse::<IpAddr>() else {
         return Err(Error::invalid(format!("pod sandbox config: host_ip {:?} is not an IP address", m.host_ip)));
     };
-    if m.host_port > 0 && host_ip.is_ipv6() && host_ip.is_loopback() {
+    if forwarded && m.host_port > 0 && host_ip.is_ipv6() && host_ip.is_loopback() {
         return Err(Error::invalid(format!(
             "pod sandbox config: host port {} on host_ip {host_ip} cannot reach a pod: the kernel routes IPv6 \
              loopback traffic only on lo (IPv4 has route_localnet, IPv6 has nothing like it); use 127.0.0.1, \
@@ -227,6 +230,10 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             ..Default::default()
         }];
+        validate_pod_config(&c).unwrap();
+        // A host-network pod binds its ports itself, so ::1 works there.
+        c.port_mappings[0].host_ip = "::1".into();
+        c.namespaces.network = NamespaceMode::Node;
         validate_pod_config(&c).unwrap();
     }
 
